@@ -1,0 +1,105 @@
+/*
+** The maths of the network: one forward and one backward per layer kind.
+**
+** Every kernel exists twice: rn_ref_* is the plain, obviously-correct loop
+** nest that tests trust; rn_* (no "ref") is the fast version used in
+** training and inference, tested against its reference twin on odd shapes.
+**
+** Conventions shared by every kernel:
+**   - activations are NHWC float32: x[((n*H + h)*W + w)*C + c];
+**   - convolution weights are HWIO: w[((kh*K + kw)*Ci + ci)*Co + co], so
+**     the output channel is contiguous and vectorizes (files keep OIHW;
+**     src/io converts once at load and save);
+**   - fully connected weights are (O,I) as in PyTorch;
+**   - every backward ADDS its input gradient into dx (dx += ...), so a
+**     tensor read by two layers (a block input feeding both the residual
+**     branch and the shortcut) gets the sum without extra bookkeeping; the
+**     caller zeroes gradient buffers once per step. Parameter gradients
+**     (dw, db, dgamma, dbeta) are accumulated the same way.
+*/
+#ifndef RN_KERNELS_H
+#define RN_KERNELS_H
+
+#include <stddef.h>
+
+/* Shape of one 2-D convolution or pooling window, per sample. */
+typedef struct {
+    int n;              /* batch */
+    int h, w, ci;       /* input height, width, channels */
+    int oh, ow, co;     /* output height, width, channels */
+    int k, stride, pad; /* square kernel, stride, symmetric zero padding */
+} rn_conv_shape;
+
+/* Output size of a window of size k, stride s, padding p over length n. */
+static inline int rn_out_size(int n, int k, int s, int p) { return (n + 2 * p - k) / s + 1; }
+
+/* ---- convolution ------------------------------------------------------ */
+/* y = conv(x, w) + b.  x: (N,H,W,Ci)  w: (K,K,Ci,Co)  b: (Co) or NULL  y: (N,OH,OW,Co) */
+void rn_ref_conv_forward(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y);
+/* dx += conv_transpose(dy, w); dw += x (*) dy; db += sum dy (each may be NULL to skip). */
+void rn_ref_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
+                          float *dx, float *dw, float *db);
+
+/* Fast versions. `ws` is scratch of at least rn_conv_workspace(s, nthreads) floats. */
+size_t rn_conv_workspace(const rn_conv_shape *s, int nthreads);
+void rn_conv_forward(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y);
+void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
+                      float *dx, float *dw, float *db, float *ws);
+
+/* ---- batch normalization ---------------------------------------------- */
+/* Training mode: normalizes x with the batch statistics over (N,H,W) and
+** stores mean and 1/sqrt(var+eps) (biased var) for the backward pass. When
+** running_mean is not NULL, updates the running statistics PyTorch's way:
+** r = (1-momentum)*r + momentum*batch, with the unbiased variance.
+** x, y: (M,C) where M = N*H*W.  gamma, beta, mean, invstd: (C) */
+void rn_ref_bn_forward_train(size_t m, int c, const float *x, const float *gamma, const float *beta,
+                             float eps, float momentum, float *running_mean, float *running_var,
+                             float *mean, float *invstd, float *y);
+/* Eval mode: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta. */
+void rn_ref_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, const float *beta,
+                            float eps, const float *running_mean, const float *running_var, float *y);
+/* Backward of the training-mode forward (batch statistics).
+** dx += ..., dgamma += sum dy*xhat, dbeta += sum dy. */
+void rn_ref_bn_backward(size_t m, int c, const float *x, const float *gamma, const float *mean,
+                        const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
+void rn_bn_forward_train(size_t m, int c, const float *x, const float *gamma, const float *beta,
+                         float eps, float momentum, float *running_mean, float *running_var,
+                         float *mean, float *invstd, float *y);
+void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, const float *beta,
+                        float eps, const float *running_mean, const float *running_var, float *y);
+void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const float *mean,
+                    const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
+
+/* ---- elementwise ------------------------------------------------------ */
+/* y = max(x, 0); dx += dy where y > 0.  x, y: (n) */
+void rn_relu_forward(size_t n, const float *x, float *y);
+void rn_relu_backward(size_t n, const float *y, const float *dy, float *dx);
+/* y = a + b; da += dy, db += dy.  (n) */
+void rn_add_forward(size_t n, const float *a, const float *b, float *y);
+void rn_add_backward(size_t n, const float *dy, float *da, float *db);
+
+/* ---- pooling ---------------------------------------------------------- */
+/* Max pooling with -inf padding; ties go to the first window position in
+** (kh,kw) order, as PyTorch's CPU kernel does.  x: (N,H,W,C)  y: (N,OH,OW,C) */
+void rn_maxpool_forward(const rn_conv_shape *s, const float *x, float *y);
+void rn_maxpool_backward(const rn_conv_shape *s, const float *x, const float *y, const float *dy, float *dx);
+/* Global average pooling.  x: (N,H,W,C)  y: (N,C) */
+void rn_gap_forward(int n, int hw, int c, const float *x, float *y);
+void rn_gap_backward(int n, int hw, int c, const float *dy, float *dx);
+/* Option-A shortcut of the CIFAR ResNets: y = x[:, ::2, ::2, :] with the
+** channels zero-padded by `lo` in front and the rest behind.
+** x: (N,H,W,Ci)  y: (N,OH,OW,Co), OH = ceil(H/stride) */
+void rn_padskip_forward(const rn_conv_shape *s, int lo, const float *x, float *y);
+void rn_padskip_backward(const rn_conv_shape *s, int lo, const float *dy, float *dx);
+
+/* ---- head ------------------------------------------------------------- */
+/* y = x w^T + b.  x: (N,I)  w: (O,I)  b: (O)  y: (N,O) */
+void rn_fc_forward(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
+void rn_fc_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
+                    float *dx, float *dw, float *db);
+/* Mean softmax cross-entropy over the batch with label smoothing eps
+** (PyTorch's CrossEntropyLoss(label_smoothing=eps)). Writes dlogits (not
+** accumulated) when not NULL, already divided by n.  logits: (N,K) labels: (N) */
+double rn_softmax_xent(int n, int k, const float *logits, const int *labels, float smoothing, float *dlogits);
+
+#endif
