@@ -1,0 +1,83 @@
+/*
+** The inside of an rn_model.
+**
+** A ResNet is a fixed graph, so it needs no autograd: a model is an ordered
+** list of layers of a few kinds, each reading one or two earlier layers'
+** outputs (activation i is the output of layer i; -1 is the input image).
+** A residual block is a run of such layers ending in an ADD that names the
+** tensor it skips from. Every architecture is a different list.
+**
+** Storage follows llm.c's habit: all trainable parameters in one float
+** buffer, their gradients in a second of the same length, BN running stats
+** in a third, so the optimizer, the allreduce and the checkpoint are each
+** one loop. `tensors` maps torchvision's state_dict names onto them.
+*/
+#ifndef RN_MODEL_H
+#define RN_MODEL_H
+
+#include "resnet.h"
+#include "kernels/kernels.h"
+
+typedef enum { RN_L_CONV, RN_L_BN, RN_L_RELU, RN_L_MAXPOOL, RN_L_ADD, RN_L_PADSKIP, RN_L_GAP, RN_L_FC } rn_layer_kind;
+
+typedef struct {
+    rn_layer_kind kind;
+    char name[64];      /* state_dict prefix ("layer1.0.conv1") or a display name */
+    int src, src2;      /* activations read (-1 = input image); src2 only for ADD */
+    int c_in, c_out;    /* channels in and out */
+    int k, stride, pad; /* CONV, MAXPOOL; PADSKIP uses stride and pad = channels in front */
+    int bias;           /* CONV: has a bias */
+    int zero_init;      /* BN: last BN of a residual branch (zero_init_residual) */
+    size_t w, b;        /* offsets in params: CONV/FC weight and bias, BN gamma and beta */
+    size_t rmean, rvar; /* BN: offsets in buffers */
+    size_t stat;        /* BN: offset in the saved batch mean / invstd arrays */
+    int bn;             /* BN: index into num_batches_tracked */
+    /* set by planning for an input size: */
+    int h_in, w_in, h_out, w_out;
+} rn_layer;
+
+/* Where a state_dict tensor lives. */
+typedef enum { RN_T_PARAM, RN_T_BUFFER, RN_T_COUNT } rn_tensor_home;
+
+typedef struct {
+    char name[80];
+    rn_tensor_home home;
+    size_t off;          /* offset in params or buffers; index in nbt for RN_T_COUNT */
+    int ndim;
+    int64_t shape[4];    /* PyTorch's shape (OIHW for convolution weights) */
+    int hwio;            /* stored internally as HWIO: transpose at load and save */
+} rn_tensor_entry;
+
+struct rn_model {
+    rn_spec spec;
+    rn_layer *layers;
+    int nlayers, cap_layers;
+    rn_tensor_entry *tensors;
+    int ntensors, cap_tensors;
+    size_t nparams, nbuffers, nstats;
+    int nbn;
+    float *params, *grads, *buffers;
+    int64_t *nbt;        /* num_batches_tracked per BN */
+    /* metadata carried in model files */
+    char **class_names;  /* classes entries or NULL */
+    float mean[4], std[4];
+    int input_h, input_w;
+    /* the plan: activation memory for one input shape */
+    int plan_n, plan_h, plan_w, plan_train;
+    float **act, **dact; /* per layer output and its gradient */
+    float *arena;        /* one allocation behind act, dact, stats and workspace */
+    float *bn_mean, *bn_invstd, *ws;
+    const float *input;  /* the image batch of the current step */
+};
+
+/* Computes every layer's spatial size for an h x w input; fails with a
+** message naming the first layer whose output would be empty. */
+rn_status rn_model_shapes(rn_model *m, int h, int w, rn_error *err);
+/* Makes sure activation memory is planned for (n, h, w); train adds gradients. */
+rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *err);
+/* Backward pass from dlogits: (N,K) through every layer into grads. */
+void rn_model_backward(rn_model *m, const float *dlogits);
+/* Elements of layer i's output for one sample. */
+size_t rn_layer_size(const rn_layer *l);
+
+#endif
