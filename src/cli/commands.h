@@ -1,0 +1,15 @@
+/*
+** The subcommands of the `resnet` program, each a main() of its own
+** taking the arguments after the command name (argv[0] is the command).
+** Exit codes: 0 success, 1 failure while running, 2 bad usage.
+*/
+#ifndef RN_COMMANDS_H
+#define RN_COMMANDS_H
+
+#include "resnet.h"
+
+int rn_cmd_summary(int argc, char **argv);
+int rn_cmd_init(int argc, char **argv);
+int rn_cmd_forward(int argc, char **argv);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+** The `resnet` program: dispatches to a subcommand.
+*/
+#include "cli/commands.h"
+#include "cli/args.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    int (*run)(int, char **);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"summary", rn_cmd_summary, "print the layers, parameter and MAC counts of an architecture"},
+    {"init", rn_cmd_init, "write a freshly initialized model file"},
+    {"forward", rn_cmd_forward, "run a model on a tensor file and write the logits"},
+};
+
+/* Prints the top-level usage. */
+static void usage(FILE *f) {
+    fprintf(f, "usage: resnet <command> [options]\n       resnet <command> --help\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n  --version  print the version\n");
+}
+
+/* Finds the command and runs it with the remaining arguments. */
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("resnet %s\n", rn_version());
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    rn_cli_error("unknown command '%s' (see 'resnet --help')", argv[1]);
+    return 2;
+}
