@@ -1,0 +1,40 @@
+#!/bin/sh
+# Runs every test suite against a build directory and prints the total as
+# "N passed, M failed" on its last line; exits non-zero if anything failed.
+#   tests/run.sh build        the optimized build (C tests, CLI, PyTorch parity)
+#   tests/run.sh build-san    the sanitizer build (C tests and CLI only)
+# PyTorch suites run with Debian's /usr/bin/python3 (python3-torch).
+BUILD=${1:-build}
+PY=/usr/bin/python3
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+total_pass=0 total_fail=0 status=0
+
+# run NAME CMD...: runs one suite, adds its "N passed, M failed" line to the totals.
+run() {
+    name=$1
+    shift
+    echo "== $name"
+    out=$("$@" 2>&1)
+    code=$?
+    echo "$out" | grep -vE "^(ok|  ok|pass) " | tail -40
+    line=$(echo "$out" | grep -E "[0-9]+ passed, [0-9]+ failed" | tail -1)
+    p=$(echo "$line" | grep -oE "[0-9]+ passed" | grep -oE "[0-9]+")
+    f=$(echo "$line" | grep -oE "[0-9]+ failed" | grep -oE "[0-9]+")
+    total_pass=$((total_pass + ${p:-0}))
+    total_fail=$((total_fail + ${f:-0}))
+    if [ "$code" != 0 ] || [ -z "$line" ]; then
+        status=1
+        [ -z "$line" ] && total_fail=$((total_fail + 1)) && echo "$out" | tail -20
+    fi
+}
+
+run kernels "$BUILD/test_kernels"
+run safetensors "$BUILD/test_safetensors"
+run model "$BUILD/test_model"
+run cli tests/cli.sh "$BUILD"
+if [ "$BUILD" = build ]; then
+    run interop "$PY" tests/interop.py "$BUILD"
+    run parity "$PY" tests/parity.py "$BUILD"
+fi
+echo "tests: $total_pass passed, $total_fail failed"
+exit $status

@@ -1,0 +1,797 @@
+/*
+** Kernel tests, standalone: links with every file in src/kernels/, -lm, -fopenmp.
+**
+**   a) fast kernels (conv.c, batchnorm.c) against their rn_ref_* twins on
+**      odd shapes, with the output gradients pre-filled with random values
+**      so that the accumulate (+=) semantics are checked too;
+**   b) every reference backward against central finite differences of a
+**      double-precision copy of its forward, on L = sum(y * r) for a fixed
+**      random r (so dL/dy = r is what the backward is fed);
+**   c) determinism: the fast conv backward (and BN) run twice gives
+**      bit-identical results.
+**
+** Prints one line per check and, last, "N passed, M failed"; the exit
+** status is non-zero when anything failed.
+**
+** Error measure everywhere: max|a - b| / (max|b| + 1e-6), b the trusted
+** side (reference kernel or finite difference).
+*/
+#include "kernels/kernels.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Fast kernel vs reference kernel (float vs float, different summation
+** orders; both are exact up to float rounding). */
+#define TOL_FAST 1e-5
+/* Float reference backward vs central differences of the double forward.
+** The double forward makes the difference quotient accurate to ~1e-10, so
+** what is left is the float rounding of the backward itself (~1e-7). */
+#define TOL_FD 1e-5
+/* Step of the central differences (inputs are O(1); the layers are either
+** piecewise linear, with kinks kept further than this from every sample, or
+** smooth, where the O(h^2) truncation is ~1e-8). */
+#define FD_STEP 1e-4
+
+/* ---- test plumbing ---------------------------------------------------- */
+
+/* Pass/fail counters of the whole run. */
+typedef struct {
+    int passed, failed;
+} tally;
+
+/* Records one check and prints its line: status, name, error and tolerance. */
+static void report(tally *t, double err, double tol, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    int ok = err < tol; /* false for NaN */
+    if (ok)
+        t->passed++;
+    else
+        t->failed++;
+    printf("%s %-72s err=%.2e (tol %.0e)\n", ok ? "ok  " : "FAIL", name, err, tol);
+}
+
+/* Records a yes/no check (used for bit-identity). */
+static void report_bool(tally *t, int ok, const char *fmt, ...) {
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (ok)
+        t->passed++;
+    else
+        t->failed++;
+    printf("%s %s\n", ok ? "ok  " : "FAIL", name);
+}
+
+/* Deterministic generator (splitmix64) so every run tests the same data. */
+typedef struct {
+    uint64_t s;
+} rng;
+
+/* Next 64 random bits. */
+static uint64_t rng_next(rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform float in [lo, hi). */
+static float urand(rng *r, float lo, float hi) {
+    return lo + (hi - lo) * (float)((rng_next(r) >> 40) * (1.0 / 16777216.0));
+}
+
+/* Fills p[0..n) with uniform values in [lo, hi). */
+static void fill(rng *r, float *p, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) p[i] = urand(r, lo, hi);
+}
+
+/* Allocates n floats (at least one) or exits: a test cannot go on without memory. */
+static float *falloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+/* Allocates n zeroed floats or exits. */
+static float *fzero(size_t n) {
+    float *p = falloc(n);
+    memset(p, 0, (n ? n : 1) * sizeof(float));
+    return p;
+}
+
+/* Allocates n doubles (at least one) or exits. */
+static double *dalloc(size_t n) {
+    double *p = malloc((n ? n : 1) * sizeof(double));
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+/* Returns a fresh copy of p[0..n). */
+static float *fdup(const float *p, size_t n) {
+    float *q = falloc(n);
+    memcpy(q, p, n * sizeof(float));
+    return q;
+}
+
+/* Returns a double copy of p[0..n). */
+static double *to_double(const float *p, size_t n) {
+    double *q = dalloc(n);
+    for (size_t i = 0; i < n; i++) q[i] = p[i];
+    return q;
+}
+
+/* max|a-b| / (max|b| + 1e-6); infinite when a holds a NaN or infinity. */
+static double rel_err(const float *a, const float *b, size_t n) {
+    double md = 0.0, mb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!isfinite(d)) return INFINITY;
+        if (d > md) md = d;
+        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+    }
+    return md / (mb + 1e-6);
+}
+
+/* Same measure with a double-precision trusted side. */
+static double rel_err_d(const float *a, const double *b, size_t n) {
+    double md = 0.0, mb = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!isfinite(d)) return INFINITY;
+        if (d > md) md = d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / (mb + 1e-6);
+}
+
+/* Shape of a convolution or pooling window given input size and window. */
+static rn_conv_shape make_shape(int n, int h, int w, int ci, int co, int k, int stride, int pad) {
+    rn_conv_shape s = {n, h, w, ci, rn_out_size(h, k, stride, pad), rn_out_size(w, k, stride, pad), co, k, stride, pad};
+    return s;
+}
+
+/* ---- a) fast kernels against the reference ---------------------------- */
+
+/* Conv forward (with and without bias) and backward (dx, dw, db alone and
+** all together) of the fast kernels against the reference on one shape. */
+static void test_conv_fast(tally *t, rng *r, int n, int h, int w, int ci, int co, int k, int stride, int pad) {
+    rn_conv_shape s = make_shape(n, h, w, ci, co, k, stride, pad);
+    char tag[128];
+    snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d k=%d s=%d p=%d", n, h, w, ci, co, k, stride, pad);
+    size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * s.oh * s.ow * co, nw = (size_t)k * k * ci * co;
+    float *x = falloc(nx), *wt = falloc(nw), *b = falloc(co), *dy = falloc(ny);
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, nw, -1, 1);
+    fill(r, b, co, -1, 1);
+    fill(r, dy, ny, -1, 1);
+
+    float *yr = falloc(ny), *yf = falloc(ny);
+    for (int bias = 1; bias >= 0; bias--) {
+        rn_ref_conv_forward(&s, x, wt, bias ? b : NULL, yr);
+        for (size_t i = 0; i < ny; i++) yf[i] = NAN; /* must be fully overwritten */
+        rn_conv_forward(&s, x, wt, bias ? b : NULL, yf);
+        report(t, rel_err(yf, yr, ny), TOL_FAST, "conv fast fwd %s %s", tag, bias ? "bias" : "no-bias");
+    }
+
+    /* Pre-filled gradients: both sides must add to them. */
+    float *dx0 = falloc(nx), *dw0 = falloc(nw), *db0 = falloc(co);
+    fill(r, dx0, nx, -1, 1);
+    fill(r, dw0, nw, -1, 1);
+    fill(r, db0, co, -1, 1);
+    float *dxr = fdup(dx0, nx), *dwr = fdup(dw0, nw), *dbr = fdup(db0, co);
+    rn_ref_conv_backward(&s, x, wt, dy, dxr, dwr, dbr);
+
+    float *ws = falloc(rn_conv_workspace(&s, omp_get_max_threads()));
+    static const char *const what[8] = {"", "dx", "dw", "", "db", "", "", "dx+dw+db"};
+    static const int masks[4] = {1, 2, 4, 7};
+    for (int mi = 0; mi < 4; mi++) {
+        int m = masks[mi];
+        float *dxf = fdup(dx0, nx), *dwf = fdup(dw0, nw), *dbf = fdup(db0, co);
+        rn_conv_backward(&s, x, wt, dy, (m & 1) ? dxf : NULL, (m & 2) ? dwf : NULL, (m & 4) ? dbf : NULL, ws);
+        double e = 0.0; /* rel_err is never NaN, so fmax keeps failures */
+        if (m & 1) e = fmax(e, rel_err(dxf, dxr, nx));
+        if (m & 2) e = fmax(e, rel_err(dwf, dwr, nw));
+        if (m & 4) e = fmax(e, rel_err(dbf, dbr, co));
+        /* Skipped outputs must be left untouched. */
+        if (!(m & 1) && memcmp(dxf, dx0, nx * sizeof(float))) e = INFINITY;
+        if (!(m & 2) && memcmp(dwf, dw0, nw * sizeof(float))) e = INFINITY;
+        if (!(m & 4) && memcmp(dbf, db0, co * sizeof(float))) e = INFINITY;
+        report(t, e, TOL_FAST, "conv fast bwd %-8s %s", what[m], tag);
+        free(dxf);
+        free(dwf);
+        free(dbf);
+    }
+    free(x), free(wt), free(b), free(dy), free(yr), free(yf);
+    free(dx0), free(dw0), free(db0), free(dxr), free(dwr), free(dbr), free(ws);
+}
+
+/* Fast conv forward and backward at several thread counts (including more
+** threads than rows of work) against the reference. */
+static void test_conv_threads(tally *t, rng *r) {
+    rn_conv_shape s = make_shape(1, 3, 5, 17, 5, 3, 2, 1); /* 2 output rows */
+    size_t nx = (size_t)s.n * s.h * s.w * s.ci, ny = (size_t)s.n * s.oh * s.ow * s.co;
+    size_t nw = (size_t)s.k * s.k * s.ci * s.co;
+    float *x = falloc(nx), *wt = falloc(nw), *dy = falloc(ny);
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, nw, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    float *dxr = falloc(nx), *dwr = falloc(nw), *dbr = falloc(s.co), *yr = falloc(ny);
+    memset(dxr, 0, nx * sizeof(float));
+    memset(dwr, 0, nw * sizeof(float));
+    memset(dbr, 0, s.co * sizeof(float));
+    rn_ref_conv_forward(&s, x, wt, NULL, yr);
+    rn_ref_conv_backward(&s, x, wt, dy, dxr, dwr, dbr);
+    int saved = omp_get_max_threads();
+    static const int counts[4] = {1, 2, 3, 5};
+    for (int i = 0; i < 4; i++) {
+        omp_set_num_threads(counts[i]);
+        float *ws = falloc(rn_conv_workspace(&s, counts[i]));
+        float *yf = falloc(ny), *dxf = falloc(nx), *dwf = falloc(nw), *dbf = falloc(s.co);
+        memset(dxf, 0, nx * sizeof(float));
+        memset(dwf, 0, nw * sizeof(float));
+        memset(dbf, 0, s.co * sizeof(float));
+        rn_conv_forward(&s, x, wt, NULL, yf);
+        rn_conv_backward(&s, x, wt, dy, dxf, dwf, dbf, ws);
+        double e = rel_err(yf, yr, ny);
+        e = fmax(e, rel_err(dxf, dxr, nx));
+        e = fmax(e, rel_err(dwf, dwr, nw));
+        e = fmax(e, rel_err(dbf, dbr, s.co));
+        report(t, e, TOL_FAST, "conv fast fwd+bwd with %d threads (n=1 3x5 ci=17 co=5 k=3 s=2 p=1)", counts[i]);
+        free(ws), free(yf), free(dxf), free(dwf), free(dbf);
+    }
+    omp_set_num_threads(saved);
+    free(x), free(wt), free(dy), free(dxr), free(dwr), free(dbr), free(yr);
+}
+
+/* BN train forward (y, saved stats, running stats), eval forward and
+** backward (dx, dgamma, dbeta, and with dx NULL) of the fast kernels
+** against the reference on m = n*h*w rows of c channels; x is centred on
+** `offset` to exercise the variance computation away from zero mean. */
+static void test_bn_fast(tally *t, rng *r, int n, int h, int w, int c, float offset) {
+    size_t m = (size_t)n * h * w, nx = m * c;
+    char tag[96];
+    snprintf(tag, sizeof tag, "n=%d %dx%d c=%d mean~%g", n, h, w, c, offset);
+    const float eps = 1e-5f, mom = 0.1f;
+    float *x = falloc(nx), *g = falloc(c), *be = falloc(c), *rm = falloc(c), *rv = falloc(c);
+    fill(r, x, nx, offset - 2, offset + 2);
+    fill(r, g, c, 0.5f, 1.5f);
+    fill(r, be, c, -0.5f, 0.5f);
+    fill(r, rm, c, -1, 1);
+    fill(r, rv, c, 0.5f, 1.5f);
+
+    /* training forward */
+    float *yr = falloc(nx), *yf = falloc(nx), *mr = falloc(c), *mf = falloc(c), *ir = falloc(c), *inf = falloc(c);
+    float *rmr = fdup(rm, c), *rvr = fdup(rv, c), *rmf = fdup(rm, c), *rvf = fdup(rv, c);
+    rn_ref_bn_forward_train(m, c, x, g, be, eps, mom, rmr, rvr, mr, ir, yr);
+    for (size_t i = 0; i < nx; i++) yf[i] = NAN;
+    rn_bn_forward_train(m, c, x, g, be, eps, mom, rmf, rvf, mf, inf, yf);
+    report(t, rel_err(yf, yr, nx), TOL_FAST, "bn fast train y %s", tag);
+    report(t, fmax(rel_err(mf, mr, c), rel_err(inf, ir, c)), TOL_FAST, "bn fast train mean,invstd %s", tag);
+    report(t, fmax(rel_err(rmf, rmr, c), rel_err(rvf, rvr, c)), TOL_FAST, "bn fast train running mean,var %s", tag);
+    rn_bn_forward_train(m, c, x, g, be, eps, mom, NULL, NULL, mf, inf, yf);
+    report(t, rel_err(yf, yr, nx), TOL_FAST, "bn fast train y, no running stats %s", tag);
+
+    /* eval forward, with the updated running statistics */
+    rn_ref_bn_forward_eval(m, c, x, g, be, eps, rmr, rvr, yr);
+    for (size_t i = 0; i < nx; i++) yf[i] = NAN;
+    rn_bn_forward_eval(m, c, x, g, be, eps, rmr, rvr, yf);
+    report(t, rel_err(yf, yr, nx), TOL_FAST, "bn fast eval y %s", tag);
+
+    /* backward with pre-filled gradients */
+    float *dy = falloc(nx), *dx0 = falloc(nx), *dg0 = falloc(c), *db0 = falloc(c);
+    fill(r, dy, nx, -1, 1);
+    fill(r, dx0, nx, -1, 1);
+    fill(r, dg0, c, -1, 1);
+    fill(r, db0, c, -1, 1);
+    float *dxr = fdup(dx0, nx), *dgr = fdup(dg0, c), *dbr = fdup(db0, c);
+    float *dxf = fdup(dx0, nx), *dgf = fdup(dg0, c), *dbf = fdup(db0, c);
+    rn_ref_bn_backward(m, c, x, g, mr, ir, dy, dxr, dgr, dbr);
+    rn_bn_backward(m, c, x, g, mr, ir, dy, dxf, dgf, dbf);
+    report(t, rel_err(dxf, dxr, nx), TOL_FAST, "bn fast bwd dx %s", tag);
+    report(t, fmax(rel_err(dgf, dgr, c), rel_err(dbf, dbr, c)), TOL_FAST, "bn fast bwd dgamma,dbeta %s", tag);
+    memcpy(dgf, dg0, c * sizeof(float));
+    memcpy(dbf, db0, c * sizeof(float));
+    rn_bn_backward(m, c, x, g, mr, ir, dy, NULL, dgf, dbf);
+    report(t, fmax(rel_err(dgf, dgr, c), rel_err(dbf, dbr, c)), TOL_FAST, "bn fast bwd dgamma,dbeta (dx NULL) %s", tag);
+
+    free(x), free(g), free(be), free(rm), free(rv), free(yr), free(yf), free(mr), free(mf), free(ir), free(inf);
+    free(rmr), free(rvr), free(rmf), free(rvf), free(dy), free(dx0), free(dg0), free(db0);
+    free(dxr), free(dgr), free(dbr), free(dxf), free(dgf), free(dbf);
+}
+
+/* ---- b) reference backwards against finite differences ----------------- */
+
+/* A double-precision forward: returns the scalar loss for inputs in[]. */
+typedef double (*loss_fn)(const void *ctx, double *const *in);
+
+/* Central-difference gradient of f with respect to in[which][0..cnt),
+** compared with the backward's gradient `grad`; returns the error measure. */
+static double fd_error(const void *ctx, loss_fn f, double *const *in, int which, size_t cnt, const float *grad) {
+    double *fd = dalloc(cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        double v = in[which][i];
+        in[which][i] = v + FD_STEP;
+        double lp = f(ctx, in);
+        in[which][i] = v - FD_STEP;
+        double lm = f(ctx, in);
+        in[which][i] = v;
+        fd[i] = (lp - lm) / (2.0 * FD_STEP);
+    }
+    double e = rel_err_d(grad, fd, cnt);
+    free(fd);
+    return e;
+}
+
+/* Window shape and the dL/dy weights, shared by the windowed layers. */
+typedef struct {
+    rn_conv_shape s;
+    const double *r;
+    int lo;       /* padskip only */
+    int has_bias; /* conv only */
+} win_ctx;
+
+/* L = sum(conv(x, w) + b) * r) in double.  in: x, w, b */
+static double conv_loss(const void *vc, double *const *in) {
+    const win_ctx *c = vc;
+    const rn_conv_shape *s = &c->s;
+    const double *x = in[0], *w = in[1], *b = in[2];
+    double L = 0.0;
+    for (int n = 0; n < s->n; n++)
+        for (int oh = 0; oh < s->oh; oh++)
+            for (int ow = 0; ow < s->ow; ow++)
+                for (int co = 0; co < s->co; co++) {
+                    double acc = c->has_bias ? b[co] : 0.0;
+                    for (int kh = 0; kh < s->k; kh++)
+                        for (int kw = 0; kw < s->k; kw++) {
+                            int ih = oh * s->stride - s->pad + kh, iw = ow * s->stride - s->pad + kw;
+                            if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
+                            for (int ci = 0; ci < s->ci; ci++)
+                                acc += x[(((size_t)n * s->h + ih) * s->w + iw) * s->ci + ci] *
+                                       w[(((size_t)kh * s->k + kw) * s->ci + ci) * s->co + co];
+                        }
+                    L += acc * c->r[(((size_t)n * s->oh + oh) * s->ow + ow) * s->co + co];
+                }
+    return L;
+}
+
+/* Reference conv backward (dx, dw, db) against finite differences. */
+static void test_conv_fd(tally *t, rng *r, int n, int h, int w, int ci, int co, int k, int stride, int pad) {
+    win_ctx c = {make_shape(n, h, w, ci, co, k, stride, pad), NULL, 0, 1};
+    size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * c.s.oh * c.s.ow * co, nw = (size_t)k * k * ci * co;
+    float *x = falloc(nx), *wt = falloc(nw), *dy = falloc(ny);
+    float *dx = fzero(nx), *dw = fzero(nw), *db = fzero(co);
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, nw, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    double *in[3] = {to_double(x, nx), to_double(wt, nw), dalloc(co)};
+    for (int i = 0; i < co; i++) in[2][i] = urand(r, -1, 1);
+    double *rd = to_double(dy, ny);
+    c.r = rd;
+    rn_ref_conv_backward(&c.s, x, wt, dy, dx, dw, db);
+    char tag[96];
+    snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d k=%d s=%d p=%d", n, h, w, ci, co, k, stride, pad);
+    report(t, fd_error(&c, conv_loss, in, 0, nx, dx), TOL_FD, "fd ref conv dx %s", tag);
+    report(t, fd_error(&c, conv_loss, in, 1, nw, dw), TOL_FD, "fd ref conv dw %s", tag);
+    report(t, fd_error(&c, conv_loss, in, 2, co, db), TOL_FD, "fd ref conv db %s", tag);
+    free(x), free(wt), free(dy), free(dx), free(dw), free(db), free(in[0]), free(in[1]), free(in[2]), free(rd);
+}
+
+/* Batch statistics of one BN layer in double. */
+typedef struct {
+    size_t m;
+    int c;
+    double eps;
+    const double *r;
+} bn_ctx;
+
+/* L = sum(bn_train(x; gamma, beta) * r) in double, two-pass statistics.
+** in: x, gamma, beta */
+static double bn_loss(const void *vc, double *const *in) {
+    const bn_ctx *b = vc;
+    const double *x = in[0], *g = in[1], *be = in[2];
+    double L = 0.0;
+    for (int ch = 0; ch < b->c; ch++) {
+        double mu = 0.0, var = 0.0;
+        for (size_t i = 0; i < b->m; i++) mu += x[i * b->c + ch];
+        mu /= (double)b->m;
+        for (size_t i = 0; i < b->m; i++) var += (x[i * b->c + ch] - mu) * (x[i * b->c + ch] - mu);
+        var /= (double)b->m;
+        double is = 1.0 / sqrt(var + b->eps);
+        for (size_t i = 0; i < b->m; i++)
+            L += ((x[i * b->c + ch] - mu) * is * g[ch] + be[ch]) * b->r[i * b->c + ch];
+    }
+    return L;
+}
+
+/* Reference BN backward (dx, dgamma, dbeta) against finite differences. */
+static void test_bn_fd(tally *t, rng *r, int n, int h, int w, int c) {
+    size_t m = (size_t)n * h * w, nx = m * c;
+    const float eps = 1e-5f;
+    float *x = falloc(nx), *g = falloc(c), *be = falloc(c), *dy = falloc(nx), *y = falloc(nx);
+    float *mean = falloc(c), *is = falloc(c);
+    float *dx = fzero(nx), *dg = fzero(c), *db = fzero(c);
+    fill(r, x, nx, -1, 1);
+    fill(r, g, c, 0.5f, 1.5f);
+    fill(r, be, c, -0.5f, 0.5f);
+    fill(r, dy, nx, -1, 1);
+    rn_ref_bn_forward_train(m, c, x, g, be, eps, 0.1f, NULL, NULL, mean, is, y);
+    rn_ref_bn_backward(m, c, x, g, mean, is, dy, dx, dg, db);
+    double *rd = to_double(dy, nx);
+    bn_ctx ctx = {m, c, eps, rd};
+    double *in[3] = {to_double(x, nx), to_double(g, c), to_double(be, c)};
+    char tag[64];
+    snprintf(tag, sizeof tag, "n=%d %dx%d c=%d", n, h, w, c);
+    report(t, fd_error(&ctx, bn_loss, in, 0, nx, dx), TOL_FD, "fd ref bn dx %s", tag);
+    report(t, fd_error(&ctx, bn_loss, in, 1, c, dg), TOL_FD, "fd ref bn dgamma %s", tag);
+    report(t, fd_error(&ctx, bn_loss, in, 2, c, db), TOL_FD, "fd ref bn dbeta %s", tag);
+    free(x), free(g), free(be), free(dy), free(y), free(mean), free(is), free(dx), free(dg), free(db);
+    free(rd), free(in[0]), free(in[1]), free(in[2]);
+}
+
+/* Length and dL/dy weights of an elementwise layer. */
+typedef struct {
+    size_t n;
+    const double *r;
+} ew_ctx;
+
+/* L = sum(max(x, 0) * r).  in: x */
+static double relu_loss(const void *vc, double *const *in) {
+    const ew_ctx *e = vc;
+    double L = 0.0;
+    for (size_t i = 0; i < e->n; i++) L += (in[0][i] > 0.0 ? in[0][i] : 0.0) * e->r[i];
+    return L;
+}
+
+/* L = sum((a + b) * r).  in: a, b */
+static double add_loss(const void *vc, double *const *in) {
+    const ew_ctx *e = vc;
+    double L = 0.0;
+    for (size_t i = 0; i < e->n; i++) L += (in[0][i] + in[1][i]) * e->r[i];
+    return L;
+}
+
+/* ReLU and add backwards against finite differences; ReLU inputs are kept
+** at least 0.05 away from the kink at 0. */
+static void test_elementwise_fd(tally *t, rng *r) {
+    const size_t n = 3 * 7 * 5 * 3;
+    float *x = falloc(n), *y = falloc(n), *b = falloc(n), *dy = falloc(n);
+    float *dx = fzero(n), *dbb = fzero(n);
+    for (size_t i = 0; i < n; i++) {
+        float v = urand(r, 0.05f, 1.0f);
+        x[i] = (rng_next(r) & 1) ? v : -v;
+    }
+    fill(r, b, n, -1, 1);
+    fill(r, dy, n, -1, 1);
+    double *rd = to_double(dy, n);
+    ew_ctx e = {n, rd};
+
+    rn_relu_forward(n, x, y);
+    rn_relu_backward(n, y, dy, dx);
+    double *in[2] = {to_double(x, n), to_double(b, n)};
+    report(t, fd_error(&e, relu_loss, in, 0, n, dx), TOL_FD, "fd relu dx n=%zu", n);
+
+    memset(dx, 0, n * sizeof(float));
+    rn_add_backward(n, dy, dx, dbb);
+    report(t, fmax(fd_error(&e, add_loss, in, 0, n, dx), fd_error(&e, add_loss, in, 1, n, dbb)), TOL_FD,
+           "fd add da,db n=%zu", n);
+    free(x), free(y), free(b), free(dy), free(dx), free(dbb), free(rd), free(in[0]), free(in[1]);
+}
+
+/* L = sum(maxpool(x) * r) in double, -inf padding.  in: x */
+static double maxpool_loss(const void *vc, double *const *in) {
+    const win_ctx *c = vc;
+    const rn_conv_shape *s = &c->s;
+    double L = 0.0;
+    for (int n = 0; n < s->n; n++)
+        for (int oh = 0; oh < s->oh; oh++)
+            for (int ow = 0; ow < s->ow; ow++)
+                for (int ch = 0; ch < s->ci; ch++) {
+                    double mx = -INFINITY;
+                    for (int kh = 0; kh < s->k; kh++)
+                        for (int kw = 0; kw < s->k; kw++) {
+                            int ih = oh * s->stride - s->pad + kh, iw = ow * s->stride - s->pad + kw;
+                            if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) continue;
+                            double v = in[0][(((size_t)n * s->h + ih) * s->w + iw) * s->ci + ch];
+                            if (v > mx) mx = v;
+                        }
+                    L += mx * c->r[(((size_t)n * s->oh + oh) * s->ow + ow) * s->ci + ch];
+                }
+    return L;
+}
+
+/* Max-pool backward against finite differences. The inputs are a random
+** permutation of values 0.01 apart, so there are no ties and no step of
+** FD_STEP changes which input is the maximum. */
+static void test_maxpool_fd(tally *t, rng *r, int n, int h, int w, int c, int k, int stride, int pad) {
+    win_ctx ctx = {make_shape(n, h, w, c, c, k, stride, pad), NULL, 0, 0};
+    size_t nx = (size_t)n * h * w * c, ny = (size_t)n * ctx.s.oh * ctx.s.ow * c;
+    float *x = falloc(nx), *y = falloc(ny), *dy = falloc(ny), *dx = fzero(nx);
+    for (size_t i = 0; i < nx; i++) x[i] = 0.01f * (float)i - 0.005f * (float)nx;
+    for (size_t i = nx; i > 1; i--) { /* Fisher-Yates */
+        size_t j = rng_next(r) % i;
+        float tmp = x[i - 1];
+        x[i - 1] = x[j];
+        x[j] = tmp;
+    }
+    fill(r, dy, ny, -1, 1);
+    rn_maxpool_forward(&ctx.s, x, y);
+    rn_maxpool_backward(&ctx.s, x, y, dy, dx);
+    double *rd = to_double(dy, ny), *in[1] = {to_double(x, nx)};
+    ctx.r = rd;
+    report(t, fd_error(&ctx, maxpool_loss, in, 0, nx, dx), TOL_FD, "fd maxpool dx n=%d %dx%d c=%d k=%d s=%d p=%d", n, h,
+           w, c, k, stride, pad);
+    free(x), free(y), free(dy), free(dx), free(rd), free(in[0]);
+}
+
+/* Sizes of global average pooling and its dL/dy weights. */
+typedef struct {
+    int n, hw, c;
+    const double *r;
+} gap_ctx;
+
+/* L = sum(mean_hw(x) * r).  in: x */
+static double gap_loss(const void *vc, double *const *in) {
+    const gap_ctx *g = vc;
+    double L = 0.0;
+    for (int i = 0; i < g->n; i++)
+        for (int ch = 0; ch < g->c; ch++) {
+            double s = 0.0;
+            for (int p = 0; p < g->hw; p++) s += in[0][((size_t)i * g->hw + p) * g->c + ch];
+            L += s / g->hw * g->r[(size_t)i * g->c + ch];
+        }
+    return L;
+}
+
+/* Global average pooling backward against finite differences. */
+static void test_gap_fd(tally *t, rng *r, int n, int hw, int c) {
+    size_t nx = (size_t)n * hw * c, ny = (size_t)n * c;
+    float *x = falloc(nx), *dy = falloc(ny), *dx = fzero(nx);
+    fill(r, x, nx, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    rn_gap_backward(n, hw, c, dy, dx);
+    double *rd = to_double(dy, ny), *in[1] = {to_double(x, nx)};
+    gap_ctx g = {n, hw, c, rd};
+    report(t, fd_error(&g, gap_loss, in, 0, nx, dx), TOL_FD, "fd gap dx n=%d hw=%d c=%d", n, hw, c);
+    free(x), free(dy), free(dx), free(rd), free(in[0]);
+}
+
+/* L = sum(padskip(x) * r).  in: x */
+static double padskip_loss(const void *vc, double *const *in) {
+    const win_ctx *c = vc;
+    const rn_conv_shape *s = &c->s;
+    double L = 0.0;
+    for (int n = 0; n < s->n; n++)
+        for (int oh = 0; oh < s->oh; oh++)
+            for (int ow = 0; ow < s->ow; ow++)
+                for (int ch = 0; ch < s->ci; ch++)
+                    L += in[0][(((size_t)n * s->h + oh * s->stride) * s->w + ow * s->stride) * s->ci + ch] *
+                         c->r[(((size_t)n * s->oh + oh) * s->ow + ow) * s->co + c->lo + ch];
+    return L;
+}
+
+/* Option-A shortcut backward against finite differences. */
+static void test_padskip_fd(tally *t, rng *r, int n, int h, int w, int ci, int co, int lo) {
+    win_ctx ctx = {make_shape(n, h, w, ci, co, 1, 2, 0), NULL, lo, 0};
+    size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * ctx.s.oh * ctx.s.ow * co;
+    float *x = falloc(nx), *dy = falloc(ny), *dx = fzero(nx);
+    fill(r, x, nx, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    rn_padskip_backward(&ctx.s, lo, dy, dx);
+    double *rd = to_double(dy, ny), *in[1] = {to_double(x, nx)};
+    ctx.r = rd;
+    report(t, fd_error(&ctx, padskip_loss, in, 0, nx, dx), TOL_FD, "fd padskip dx n=%d %dx%d ci=%d co=%d lo=%d", n, h,
+           w, ci, co, lo);
+    free(x), free(dy), free(dx), free(rd), free(in[0]);
+}
+
+/* Sizes of the fully connected layer and its dL/dy weights. */
+typedef struct {
+    int n, in, out;
+    const double *r;
+} fc_ctx;
+
+/* L = sum((x w^T + b) * r).  in: x, w, b */
+static double fc_loss(const void *vc, double *const *in) {
+    const fc_ctx *f = vc;
+    double L = 0.0;
+    for (int i = 0; i < f->n; i++)
+        for (int o = 0; o < f->out; o++) {
+            double acc = in[2][o];
+            for (int k = 0; k < f->in; k++) acc += in[0][(size_t)i * f->in + k] * in[1][(size_t)o * f->in + k];
+            L += acc * f->r[(size_t)i * f->out + o];
+        }
+    return L;
+}
+
+/* Fully connected backward (dx, dw, db) against finite differences. */
+static void test_fc_fd(tally *t, rng *r, int n, int in, int out) {
+    size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out;
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc(out), *dy = falloc(ny);
+    float *dx = fzero(nx), *dw = fzero(nw), *db = fzero(out);
+    fill(r, x, nx, -1, 1);
+    fill(r, w, nw, -1, 1);
+    fill(r, b, out, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    rn_fc_backward(n, in, out, x, w, dy, dx, dw, db);
+    double *rd = to_double(dy, ny), *ins[3] = {to_double(x, nx), to_double(w, nw), to_double(b, out)};
+    fc_ctx f = {n, in, out, rd};
+    report(t, fd_error(&f, fc_loss, ins, 0, nx, dx), TOL_FD, "fd fc dx n=%d in=%d out=%d", n, in, out);
+    report(t, fd_error(&f, fc_loss, ins, 1, nw, dw), TOL_FD, "fd fc dw n=%d in=%d out=%d", n, in, out);
+    report(t, fd_error(&f, fc_loss, ins, 2, out, db), TOL_FD, "fd fc db n=%d in=%d out=%d", n, in, out);
+    free(x), free(w), free(b), free(dy), free(dx), free(dw), free(db), free(rd);
+    free(ins[0]), free(ins[1]), free(ins[2]);
+}
+
+/* Batch, classes, labels and smoothing of the loss. */
+typedef struct {
+    int n, k;
+    const int *labels;
+    double eps;
+} xent_ctx;
+
+/* Mean label-smoothed softmax cross-entropy in double.  in: logits */
+static double xent_loss(const void *vc, double *const *in) {
+    const xent_ctx *x = vc;
+    double total = 0.0;
+    for (int i = 0; i < x->n; i++) {
+        const double *z = in[0] + (size_t)i * x->k;
+        double mx = z[0], sum = 0.0, sumz = 0.0;
+        for (int j = 1; j < x->k; j++) mx = z[j] > mx ? z[j] : mx;
+        for (int j = 0; j < x->k; j++) {
+            sum += exp(z[j] - mx);
+            sumz += z[j];
+        }
+        double lse = mx + log(sum);
+        total += (1.0 - x->eps) * (lse - z[x->labels[i]]) + x->eps * (lse - sumz / x->k);
+    }
+    return total / x->n;
+}
+
+/* Softmax cross-entropy gradient (dlogits) against finite differences, and
+** its returned loss against the double computation. */
+static void test_xent_fd(tally *t, rng *r, int n, int k, float smoothing) {
+    size_t nz = (size_t)n * k;
+    float *z = falloc(nz), *dz = falloc(nz);
+    int *labels = malloc((size_t)n * sizeof(int));
+    if (!labels) exit(2);
+    fill(r, z, nz, -3, 3);
+    for (int i = 0; i < n; i++) labels[i] = (int)(rng_next(r) % (uint64_t)k);
+    double loss = rn_softmax_xent(n, k, z, labels, smoothing, dz);
+    double *in[1] = {to_double(z, nz)};
+    xent_ctx x = {n, k, labels, smoothing};
+    double want = xent_loss(&x, in);
+    report(t, fabs(loss - want) / (fabs(want) + 1e-6), TOL_FD, "softmax_xent loss n=%d k=%d smoothing=%g", n, k,
+           smoothing);
+    report(t, fd_error(&x, xent_loss, in, 0, nz, dz), TOL_FD, "fd softmax_xent dlogits n=%d k=%d smoothing=%g", n, k,
+           smoothing);
+    free(z), free(dz), free(labels), free(in[0]);
+}
+
+/* ---- c) determinism ---------------------------------------------------- */
+
+/* The fast conv backward (and forward) run twice on the same inputs and
+** pre-filled gradients gives bit-identical results; likewise BN. */
+static void test_determinism(tally *t, rng *r, int n, int h, int w, int ci, int co, int k, int stride, int pad) {
+    rn_conv_shape s = make_shape(n, h, w, ci, co, k, stride, pad);
+    size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * s.oh * s.ow * co, nw = (size_t)k * k * ci * co;
+    float *x = falloc(nx), *wt = falloc(nw), *dy = falloc(ny), *dx0 = falloc(nx), *dw0 = falloc(nw), *db0 = falloc(co);
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, nw, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    fill(r, dx0, nx, -1, 1);
+    fill(r, dw0, nw, -1, 1);
+    fill(r, db0, co, -1, 1);
+    float *ws = falloc(rn_conv_workspace(&s, omp_get_max_threads()));
+    float *dx[2], *dw[2], *db[2], *y[2];
+    for (int run = 0; run < 2; run++) {
+        dx[run] = fdup(dx0, nx), dw[run] = fdup(dw0, nw), db[run] = fdup(db0, co), y[run] = falloc(ny);
+        rn_conv_forward(&s, x, wt, NULL, y[run]);
+        rn_conv_backward(&s, x, wt, dy, dx[run], dw[run], db[run], ws);
+    }
+    char tag[96];
+    snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d k=%d s=%d p=%d, %d threads", n, h, w, ci, co, k, stride, pad,
+             omp_get_max_threads());
+    report_bool(t, !memcmp(dw[0], dw[1], nw * sizeof(float)), "determinism conv bwd dw bit-identical %s", tag);
+    report_bool(t, !memcmp(db[0], db[1], co * sizeof(float)) && !memcmp(dx[0], dx[1], nx * sizeof(float)) &&
+                       !memcmp(y[0], y[1], ny * sizeof(float)),
+                "determinism conv fwd y, bwd dx,db bit-identical %s", tag);
+    for (int run = 0; run < 2; run++) free(dx[run]), free(dw[run]), free(db[run]), free(y[run]);
+
+    /* BN on the same data viewed as (N*H*W, Ci) */
+    size_t m = (size_t)n * h * w;
+    float *g = falloc(ci), *be = falloc(ci), *mean = falloc(ci), *is = falloc(ci);
+    fill(r, g, ci, 0.5f, 1.5f);
+    fill(r, be, ci, -0.5f, 0.5f);
+    float *by[2], *bdx[2], *bdg[2], *bdb[2];
+    for (int run = 0; run < 2; run++) {
+        by[run] = falloc(nx), bdx[run] = fdup(dx0, nx);
+        bdg[run] = fzero(ci), bdb[run] = fzero(ci);
+        rn_bn_forward_train(m, ci, x, g, be, 1e-5f, 0.1f, NULL, NULL, mean, is, by[run]);
+        rn_bn_backward(m, ci, x, g, mean, is, x, bdx[run], bdg[run], bdb[run]);
+    }
+    report_bool(t, !memcmp(by[0], by[1], nx * sizeof(float)) && !memcmp(bdx[0], bdx[1], nx * sizeof(float)) &&
+                       !memcmp(bdg[0], bdg[1], ci * sizeof(float)) && !memcmp(bdb[0], bdb[1], ci * sizeof(float)),
+                "determinism bn fwd y, bwd dx,dgamma,dbeta bit-identical m=%zu c=%d", m, ci);
+    for (int run = 0; run < 2; run++) free(by[run]), free(bdx[run]), free(bdg[run]), free(bdb[run]);
+    free(g), free(be), free(mean), free(is);
+    free(x), free(wt), free(dy), free(dx0), free(dw0), free(db0), free(ws);
+}
+
+/* Runs every test and prints the summary line. */
+int main(void) {
+    tally t = {0, 0};
+    rng r = {12345};
+    printf("error measure: max|a-b| / (max|b| + 1e-6); fast-vs-reference tol %.0e, "
+           "finite-difference tol %.0e (step %.0e, double-precision forward), %d threads\n",
+           TOL_FAST, TOL_FD, FD_STEP, omp_get_max_threads());
+
+    /* a) fast conv: n, h, w, ci, co, k, stride, pad */
+    static const int conv_shapes[][8] = {
+        {1, 1, 1, 1, 1, 1, 1, 0},  {3, 1, 1, 33, 17, 1, 1, 0}, {3, 1, 1, 5, 3, 3, 1, 1},   {1, 1, 1, 3, 5, 7, 1, 3},
+        {3, 7, 5, 3, 5, 3, 1, 1},  {1, 7, 5, 17, 33, 3, 2, 1}, {3, 7, 5, 5, 17, 7, 2, 3},  {1, 7, 5, 33, 3, 1, 2, 0},
+        {3, 9, 9, 3, 17, 7, 2, 3}, {1, 5, 7, 17, 1, 3, 1, 0},  {3, 7, 5, 1, 3, 7, 1, 3},   {3, 7, 5, 5, 5, 3, 2, 0},
+        {1, 7, 5, 3, 33, 1, 1, 0}, {2, 14, 14, 64, 64, 3, 1, 1}, {2, 9, 9, 32, 64, 1, 2, 0}, {2, 15, 13, 16, 32, 3, 2, 1},
+    };
+    for (size_t i = 0; i < sizeof conv_shapes / sizeof conv_shapes[0]; i++) {
+        const int *c = conv_shapes[i];
+        test_conv_fast(&t, &r, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+    }
+    test_conv_threads(&t, &r);
+
+    /* a) fast batch norm: n, h, w, c, mean offset */
+    test_bn_fast(&t, &r, 1, 1, 1, 1, 0.0f);
+    test_bn_fast(&t, &r, 3, 1, 1, 33, 0.0f);
+    test_bn_fast(&t, &r, 3, 7, 5, 17, 0.0f);
+    test_bn_fast(&t, &r, 1, 7, 5, 5, 0.0f);
+    test_bn_fast(&t, &r, 3, 7, 5, 3, 0.0f);
+    test_bn_fast(&t, &r, 2, 14, 14, 64, 0.0f);
+    test_bn_fast(&t, &r, 3, 7, 5, 17, 100.0f);
+    test_bn_fast(&t, &r, 1, 40, 25, 1, -30.0f);
+
+    /* b) reference backwards against finite differences */
+    test_conv_fd(&t, &r, 3, 7, 5, 3, 5, 3, 1, 1);
+    test_conv_fd(&t, &r, 1, 7, 5, 5, 3, 3, 2, 1);
+    test_conv_fd(&t, &r, 1, 7, 5, 3, 5, 7, 2, 3);
+    test_conv_fd(&t, &r, 3, 7, 5, 5, 3, 1, 2, 0);
+    test_conv_fd(&t, &r, 3, 1, 1, 17, 3, 3, 1, 1);
+    test_bn_fd(&t, &r, 3, 7, 5, 5);
+    test_bn_fd(&t, &r, 3, 1, 1, 3);
+    test_bn_fd(&t, &r, 1, 5, 3, 17);
+    test_elementwise_fd(&t, &r);
+    test_maxpool_fd(&t, &r, 3, 7, 5, 3, 3, 2, 1);
+    test_maxpool_fd(&t, &r, 1, 5, 5, 5, 2, 2, 0);
+    test_gap_fd(&t, &r, 3, 35, 5);
+    test_gap_fd(&t, &r, 1, 1, 17);
+    test_padskip_fd(&t, &r, 3, 7, 5, 3, 7, 2);
+    test_padskip_fd(&t, &r, 1, 8, 8, 5, 10, 2);
+    test_fc_fd(&t, &r, 3, 17, 5);
+    test_fc_fd(&t, &r, 1, 33, 1);
+    test_xent_fd(&t, &r, 3, 5, 0.0f);
+    test_xent_fd(&t, &r, 3, 5, 0.1f);
+    test_xent_fd(&t, &r, 4, 17, 0.1f);
+
+    /* c) determinism */
+    test_determinism(&t, &r, 4, 15, 13, 33, 17, 3, 1, 1);
+    test_determinism(&t, &r, 3, 16, 16, 32, 64, 3, 2, 1);
+
+    printf("%d passed, %d failed\n", t.passed, t.failed);
+    return t.failed ? 1 : 0;
+}
