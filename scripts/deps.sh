@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs what building and testing resnet needs on Debian, if missing:
+# the compiler, cJSON, zlib, libjpeg-turbo, libpng, and PyTorch for the parity
+# tests (python3-torch, python3-torchvision; run with /usr/bin/python3).
+set -e
+PKGS="build-essential libcjson-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev dataset-fashion-mnist \
+python3-torch python3-torchvision python3-numpy"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "installing:$missing"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
