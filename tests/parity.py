@@ -10,8 +10,8 @@ The reference is PyTorch in float64; PyTorch in float32 is run beside it to
 measure how far float32 itself can be from the exact answer. Tolerances, as
 relative errors in the 2-norm (||ours - ref|| / ||ref||): 1e-4 on logits and
 loss, 1e-3 on gradients, 1e-4 on running statistics and on weights after SGD;
-where PyTorch's own float32 error is larger than that (deep nets in training
-mode, whose ReLU and max-pool decisions flip on values within rounding of
+where PyTorch's own float32 error (NCHW or channels_last, whichever is
+larger) is larger than that (deep nets in training mode, whose ReLU and max-pool decisions flip on values within rounding of
 zero), ours must be within FLOOR times PyTorch's.
 
 Usage: parity.py BUILD_DIR      (PARITY_SEED=N changes the random draws)
@@ -50,9 +50,10 @@ def rel(a, b):
 
 def check(res, label, ours, t32, t64, tol):
     """Compares ours with PyTorch in float64. Passes when the relative error
-    is within tol, or, where PyTorch's own float32 result is further than tol
-    from its float64 one, within FLOOR times PyTorch's own float32 error."""
-    e, e_torch = rel(ours, t64), rel(t32, t64)
+    is within tol, or, where PyTorch's own float32 results (t32: NCHW and
+    channels_last) are further than tol from its float64 one, within FLOOR
+    times PyTorch's own float32 error."""
+    e, e_torch = rel(ours, t64), max(rel(t, t64) for t in t32)
     res.append((label, e, e_torch, tol, e <= max(tol, FLOOR * e_torch)))
 
 
@@ -74,6 +75,11 @@ def run(*args):
     r = subprocess.run([os.path.join(BUILD, "parity_driver"), *map(str, args)], capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(r.stderr)
+
+
+def channels_last(model, x):
+    """The same model and input in PyTorch's channels_last layout."""
+    return copy.deepcopy(model).to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
 
 
 def torch_train(model, x, y):
@@ -117,30 +123,33 @@ def parity(arch, make, meta, shape, classes, tmp, seed):
     out, _ = st.load(opath)
     cgrads, _ = st.load(opath + ".grads")
 
+    mcl, xcl = channels_last(m32, x)
     with torch.no_grad():
-        e32, e64 = m32.eval()(x), m64.eval()(x.double())
-    check(res, "eval logits", out["logits_eval"], e32, e64, TOL_LOGITS)
-    l32, loss32, g32, s32 = torch_train(m32, x, y)
+        e32, ecl, e64 = m32.eval()(x), mcl.eval()(xcl), m64.eval()(x.double())
+    check(res, "eval logits", out["logits_eval"], (e32, ecl), e64, TOL_LOGITS)
+    t32 = torch_train(m32, x, y), torch_train(mcl, xcl, y)
     l64, loss64, g64, s64 = torch_train(m64, x.double(), y)
-    check(res, "train logits", out["logits_train"], l32, l64, TOL_LOGITS)
-    check(res, "loss", out["loss"].reshape(1), loss32, loss64, TOL_LOGITS)
+    check(res, "train logits", out["logits_train"], [t[0] for t in t32], l64, TOL_LOGITS)
+    check(res, "loss", out["loss"].reshape(1), [t[1] for t in t32], loss64, TOL_LOGITS)
     for name in g64:
-        check(res, f"grads {name}", cgrads[name], g32[name], g64[name], TOL_GRAD)
+        check(res, f"grads {name}", cgrads[name], [t[2][name] for t in t32], g64[name], TOL_GRAD)
     for name in s64:
         if "running" in name:
-            check(res, f"running-stats {name}", cgrads[name], s32[name], s64[name], TOL_STATE)
+            check(res, f"running-stats {name}", cgrads[name], [t[3][name] for t in t32], s64[name], TOL_STATE)
         elif name.endswith("num_batches_tracked"):
-            check(res, f"num_batches_tracked {name}", cgrads[name].double(), s32[name].double(), s64[name].double(), 0)
+            check(res, f"num_batches_tracked {name}", cgrads[name].double(), [s64[name].double()],
+                  s64[name].double(), 0)
 
     for nesterov in (0, 1):
-        a32 = torch_sgd(m32, init, x, y, nesterov)
+        a32 = torch_sgd(m32, init, x, y, nesterov), torch_sgd(mcl, init, xcl, y, nesterov)
         a64 = torch_sgd(m64, {k: v.double() if v.is_floating_point() else v for k, v in init.items()}, x.double(), y,
                         nesterov)
         run("sgd", mpath, bpath, opath, 5, LR, 0.9, 1e-4, nesterov)
         after, _ = st.load(opath)
         for name in a64:
             if not name.endswith("num_batches_tracked"):
-                check(res, f"sgd{'-nesterov' if nesterov else ''}-weights {name}", after[name], a32[name], a64[name],
+                check(res, f"sgd{'-nesterov' if nesterov else ''}-weights {name}", after[name], [a[name] for a in a32],
+                      a64[name],
                       TOL_STATE)
     return res
 
