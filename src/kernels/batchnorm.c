@@ -35,6 +35,29 @@ static void ordered_add(int n, double *dst, const double *src) {
     }
 }
 
+/* Per-channel sums over all m rows, s1 = sum(a - a0) and
+** s2 = sum((a - a0) * (b - b0)), in double: each thread sums its static share
+** of rows, then the shares are added in thread order (deterministic). a0 may
+** be NULL for zero. Must be called by every thread of the team; ends with a
+** barrier.  a, b: (M,C)  a0, b0: (C)  tot: (2C) zeroed, receives [s1, s2] */
+static void channel_moments(size_t m, int c, const float *a, const float *a0, const float *b, const float *b0,
+                            double *tot) {
+    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
+    double part[2 * (size_t)c];
+    double *s1 = part, *s2 = part + c;
+    for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
+    for (size_t i = r0; i < r1; i++) {
+        const float *ar = a + i * (size_t)c, *br = b + i * (size_t)c;
+        for (int ch = 0; ch < c; ch++) {
+            double d = (double)ar[ch] - (a0 ? (double)a0[ch] : 0.0);
+            s1[ch] += d;
+            s2[ch] += d * ((double)br[ch] - (double)b0[ch]);
+        }
+    }
+    ordered_add(2 * c, tot, part);
+}
+
 /* Training-mode batch normalization (see kernels.h). Statistics are taken
 ** about a per-channel shift (the first row) so that the one-pass
 ** sum/sum-of-squares does not cancel when |mean| >> std; y is formed as
@@ -50,20 +73,7 @@ void rn_bn_forward_train(size_t m, int c, const float *x, const float *gamma, co
     const float *shift = x;      /* first row */
 #pragma omp parallel
     {
-        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
-        double part[2 * (size_t)c];
-        double *ps = part, *pss = part + c;
-        for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
-        for (size_t i = r0; i < r1; i++) {
-            const float *xr = x + i * (size_t)c;
-            for (int ch = 0; ch < c; ch++) {
-                double d = (double)xr[ch] - (double)shift[ch];
-                ps[ch] += d;
-                pss[ch] += d * d;
-            }
-        }
-        ordered_add(2 * c, tot, part);
+        channel_moments(m, c, x, shift, x, shift, tot);
 #pragma omp single
         for (int ch = 0; ch < c; ch++) {
             double dmu = tot[ch] / (double)m;
@@ -119,20 +129,7 @@ void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const f
     for (int ch = 0; ch < 2 * c; ch++) tot[ch] = 0.0;
 #pragma omp parallel
     {
-        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
-        double part[2 * (size_t)c];
-        double *sdy = part, *sdyx = part + c;
-        for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
-        for (size_t i = r0; i < r1; i++) {
-            const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
-            for (int ch = 0; ch < c; ch++) {
-                double g = gr[ch];
-                sdy[ch] += g;
-                sdyx[ch] += g * ((double)xr[ch] - (double)mean[ch]);
-            }
-        }
-        ordered_add(2 * c, tot, part);
+        channel_moments(m, c, dy, NULL, x, mean, tot);
 #pragma omp single
         for (int ch = 0; ch < c; ch++) {
             double sx = tot[c + ch] * (double)invstd[ch]; /* sum(dy * xhat) */
