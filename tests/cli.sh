@@ -36,6 +36,7 @@ expect_usage_error "missing value" "needs a value" summary --arch
 expect_usage_error "unknown command" "unknown command" frobnicate
 expect_usage_error "init without --out" "out FILE is required" init --arch resnet18
 expect_usage_error "bad shortcut" "must be A or B" summary --arch resnet20 --shortcut C
+expect_usage_error "NaN bn eps" "finite number" init --arch resnet20 --bn-eps nan --out x.safetensors
 
 msg=$("$B" forward --model /nonexistent.safetensors --input x --output y 2>&1)
 [ $? = 1 ] && echo "$msg" | grep -q "/nonexistent.safetensors" && ok || bad "forward names a missing model file"

@@ -127,6 +127,10 @@ int rn_arch_spec(const rn_arch_args *a, rn_spec *spec) {
     if (rn_args_int("classes", a->classes, 1, 1000000, &classes) ||
         rn_args_int("in-channels", a->in_channels, 1, 4096, &inch))
         return -1;
+    double eps = spec->bn_eps, mom = spec->bn_momentum;
+    if (rn_args_float("bn-eps", a->bn_eps, 1e-12, 1.0, &eps) || rn_args_float("bn-momentum", a->bn_momentum, 0.0, 1.0, &mom))
+        return -1;
+    spec->bn_eps = (float)eps, spec->bn_momentum = (float)mom;
     if (classes > 0) spec->classes = (int)classes;
     if (inch > 0) spec->in_channels = (int)inch;
     if (a->shortcut) {

@@ -29,12 +29,13 @@ void rn_cli_error(const char *fmt, ...);
 
 /* The architecture options every model-making command accepts. */
 typedef struct {
-    const char *arch, *classes, *in_channels, *blocks, *widths, *block, *stem, *shortcut;
+    const char *arch, *classes, *in_channels, *blocks, *widths, *block, *stem, *shortcut, *bn_eps, *bn_momentum;
 } rn_arch_args;
 #define RN_ARCH_OPTS(a)                                                                           \
     {"arch", &(a).arch, 0}, {"classes", &(a).classes, 0}, {"in-channels", &(a).in_channels, 0},   \
     {"blocks", &(a).blocks, 0}, {"widths", &(a).widths, 0}, {"block", &(a).block, 0},            \
-    {"stem", &(a).stem, 0}, {"shortcut", &(a).shortcut, 0}
+    {"stem", &(a).stem, 0}, {"shortcut", &(a).shortcut, 0}, {"bn-eps", &(a).bn_eps, 0},                 \
+    {"bn-momentum", &(a).bn_momentum, 0}
 #define RN_ARCH_HELP                                                                              \
     "  --arch NAME          resnet18|34|50|101|152, resnet50-v1|101-v1|152-v1,\n"                 \
     "                       preact-resnet18|34|50|101|152, resnet20|32|44|56|110 (default resnet18)\n" \
@@ -44,7 +45,9 @@ typedef struct {
     "  --stem KIND          custom network: imagenet|cifar (default imagenet)\n"                   \
     "  --shortcut A|B       B: 1x1 projection (default); A: strided identity, zero channels\n"     \
     "  --classes K          number of classes (default 1000; CIFAR nets 10)\n"                     \
-    "  --in-channels C      input channels (default 3; 1 for grayscale)\n"
+    "  --in-channels C      input channels (default 3; 1 for grayscale)\n"                        \
+    "  --bn-eps E           batchnorm epsilon (default 1e-5)\n"                                    \
+    "  --bn-momentum M      running-statistics momentum, PyTorch's meaning (default 0.1)\n"
 /* Builds the spec the options describe; prints an error and returns -1 if invalid. */
 int rn_arch_spec(const rn_arch_args *a, rn_spec *spec);
 

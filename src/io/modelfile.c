@@ -116,8 +116,10 @@ static rn_status load_file(rn_model *m, const rn_st_file *f, const char *path, r
     for (int i = 0; i < f->ntensors; i++) {
         int known = 0;
         for (int j = 0; j < m->ntensors && !known; j++) known = !strcmp(f->tensors[i].name, m->tensors[j].name);
+        char b[96];
         if (!known)
-            return rn_fail(err, RN_ERR_MISMATCH, "%s: unexpected tensor %s (not part of %s)", path, f->tensors[i].name,
+            return rn_fail(err, RN_ERR_MISMATCH, "%s: unexpected tensor %s of shape %s (not part of %s)", path,
+                           f->tensors[i].name, shape_str(b, sizeof b, f->tensors[i].ndim, f->tensors[i].shape),
                            m->spec.arch);
     }
     for (int j = 0; j < m->ntensors; j++) {
