@@ -28,6 +28,9 @@ static int grow(void **arr, int *cap, int n, size_t size) {
     return 1;
 }
 
+/* Channels of activation x (-1 is the input image). */
+static int channels(const rn_model *m, int x) { return x < 0 ? m->spec.in_channels : m->layers[x].c_out; }
+
 /* Appends a layer reading `src` and returns its index (its activation id),
 ** or -1 once anything has failed. */
 static int add_layer(builder *b, rn_layer_kind kind, const char *name, int src, int c_out) {
@@ -43,7 +46,7 @@ static int add_layer(builder *b, rn_layer_kind kind, const char *name, int src, 
     snprintf(l->name, sizeof l->name, "%s", name);
     l->src = src;
     l->src2 = -1;
-    l->c_in = src < 0 ? m->spec.in_channels : m->layers[src].c_out;
+    l->c_in = channels(m, src);
     l->c_out = c_out;
     return m->nlayers++;
 }
@@ -89,7 +92,7 @@ static int conv(builder *b, const char *name, int src, int c_out, int k, int str
 static int bnorm(builder *b, const char *name, int src, int zero_init) {
     rn_model *m = b->m;
     if (b->st) return -1;
-    int c = src < 0 ? m->spec.in_channels : m->layers[src].c_out;
+    int c = channels(m, src);
     int i = add_layer(b, RN_L_BN, name, src, c);
     if (i < 0) return i;
     rn_layer *l = &m->layers[i];
@@ -112,7 +115,7 @@ static int bnorm(builder *b, const char *name, int src, int zero_init) {
 /* Adds a layer with no parameters whose output has src's channels. */
 static int plain(builder *b, rn_layer_kind kind, const char *name, int src) {
     if (b->st) return -1;
-    int c = src < 0 ? b->m->spec.in_channels : b->m->layers[src].c_out;
+    int c = channels(b->m, src);
     return add_layer(b, kind, name, src, c);
 }
 
@@ -137,7 +140,7 @@ static int conv_bn(builder *b, const char *prefix, const char *cname, const char
 static int shortcut(builder *b, const char *prefix, int x, int c_out, int stride) {
     rn_model *m = b->m;
     if (b->st) return -1;
-    int c_in = x < 0 ? m->spec.in_channels : m->layers[x].c_out;
+    int c_in = channels(m, x);
     if (stride == 1 && c_in == c_out) return x;
     if (m->spec.shortcut == 'A' && c_out >= c_in) {
         char name[64];
@@ -212,7 +215,7 @@ static int block_pre(builder *b, const char *p, int x, int planes, int stride, i
         y = conv_named(b, p, "conv2", bn_relu(b, p, "bn2", y), planes, 3, s3);
         y = conv_named(b, p, "conv3", bn_relu(b, p, "bn3", y), out, 1, 1);
     }
-    int c_in = x < 0 ? b->m->spec.in_channels : (b->st ? 0 : b->m->layers[x].c_out);
+    int c_in = b->st ? 0 : channels(b->m, x);
     int sc = x;
     if (stride != 1 || c_in != out) sc = conv_named(b, p, "downsample.0", a, out, 1, stride);
     snprintf(name, sizeof name, "%s.add", p);
