@@ -139,7 +139,8 @@ static void test_roundtrip(const char *dir) {
     rn_model_free(m);
 }
 
-/* Writes a copy of a model file with one tensor altered by `edit`. */
+/* Writes a copy of a model file with tensor `name` dropped (mode 0) or
+** retyped (1), an unknown tensor added (2), or the metadata dropped (3). */
 static void write_edited(const char *src, const char *dst, const char *name, int mode) {
     rn_st_file f;
     rn_st_read(src, &f, NULL);
@@ -156,7 +157,7 @@ static void write_edited(const char *src, const char *dst, const char *name, int
     static const float extra[2] = {1, 2};
     if (mode == 2) o[n].name = "layer9.0.conv1.weight", o[n].dtype = RN_DT_F32, o[n].ndim = 1, o[n].shape[0] = 2,
                    o[n++].data = extra;
-    rn_st_write(dst, o, n, f.meta, f.nmeta, NULL);
+    rn_st_write(dst, o, n, mode == 3 ? NULL : f.meta, mode == 3 ? 0 : f.nmeta, NULL);
     free(o);
     rn_st_free(&f);
 }
@@ -178,6 +179,10 @@ static void test_refusals(const char *dir) {
     write_edited(src, dst, "", 2);
     check(rn_model_open(dst, &m, &err) == RN_ERR_MISMATCH && strstr(err.msg, "layer9.0.conv1.weight"),
           "unknown tensor named");
+    write_edited(src, dst, "", 3);
+    check(rn_model_open(dst, &m, &err) == RN_OK && !strcmp(rn_model_spec(m)->arch, "resnet20"),
+          "a file without metadata is recognized as resnet20 from its tensors");
+    rn_model_free(m);
     check(rn_model_open("/nonexistent/m.safetensors", &m, &err) == RN_ERR_IO && strstr(err.msg, "/nonexistent"),
           "missing file named");
 }

@@ -281,8 +281,9 @@ static rn_status spec_from_tensors(const rn_st_file *f, const char *path, rn_spe
         return rn_fail(err, RN_ERR_FORMAT, "%s: no metadata and no conv1.weight / fc.weight to infer the architecture from",
                        path);
     int preact = rn_st_find(f, "bn_final.weight") != NULL, bottleneck = rn_st_find(f, "layer1.0.conv3.weight") != NULL;
-    memset(s, 0, sizeof *s);
-    rn_spec_from_name("resnet18", s, NULL);
+    rn_spec_from_name("resnet18", s, NULL); /* for the defaults (BN eps, momentum); stages are set below */
+    memset(s->blocks, 0, sizeof s->blocks);
+    memset(s->widths, 0, sizeof s->widths);
     s->block = (rn_block_kind)((preact ? 2 : 0) + bottleneck);
     s->stem = c1[2] == 7 ? RN_STEM_IMAGENET : RN_STEM_CIFAR;
     s->in_channels = (int)c1[1];
