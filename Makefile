@@ -10,13 +10,13 @@ WERROR  ?= 0
 OPT     ?= -O3
 BUILD   := $(if $(filter 1,$(SAN)),build-san,build)
 SANFL   := -fsanitize=address,undefined
-CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -fopenmp -fPIC -D_POSIX_C_SOURCE=200809L -Iinclude -Isrc \
+CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -fopenmp -fPIC -D_POSIX_C_SOURCE=200809L $(shell pkg-config --cflags cairo 2>/dev/null) -Iinclude -Isrc \
            $(if $(filter 1,$(WERROR)),-Werror) \
            $(if $(filter 1,$(SAN)),$(SANFL) -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 LDFLAGS := -fopenmp $(if $(filter 1,$(SAN)),$(SANFL))
-LDLIBS  := -lcjson -lm
+LDLIBS  := -lcjson -ljpeg -lpng -lz $(shell pkg-config --libs cairo 2>/dev/null) -lpthread -lm
 
-LIB_SRC := $(wildcard src/core/*.c src/kernels/*.c src/model/*.c src/io/*.c src/train/*.c)
+LIB_SRC := $(wildcard src/core/*.c src/kernels/*.c src/model/*.c src/io/*.c src/train/*.c src/data/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Installs what building and testing resnet needs on Debian, if missing:
-# the compiler, cJSON, zlib, libjpeg-turbo, libpng, and PyTorch for the parity
+# the compiler, cJSON, zlib, libjpeg-turbo, libpng, cairo (plots), and PyTorch for the parity
 # tests (python3-torch, python3-torchvision; run with /usr/bin/python3).
 set -e
-PKGS="build-essential libcjson-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev dataset-fashion-mnist \
+PKGS="build-essential libcjson-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev libcairo2-dev pkg-config dataset-fashion-mnist \
 python3-torch python3-torchvision python3-numpy"
 missing=""
 for p in $PKGS; do
