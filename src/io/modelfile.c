@@ -88,6 +88,9 @@ static rn_status load_extras(rn_model *m, const rn_st_file *f, const char *path,
     for (int i = 0; mean && std && i < nm; i++) m->mean[i] = mv[i], m->std[i] = sv[i];
     if (size && sscanf(size, "%dx%d", &m->input_h, &m->input_w) != 2)
         return rn_fail(err, RN_ERR_FORMAT, "%s: metadata input_size '%s' is not HxW", path, size);
+    const char *resize = rn_st_meta_get(f, "resize");
+    if (resize && (sscanf(resize, "%d", &m->eval_resize) != 1 || m->eval_resize < 0))
+        return rn_fail(err, RN_ERR_FORMAT, "%s: metadata resize '%s' is not a non-negative integer", path, resize);
     if (!names) return RN_OK;
     cJSON *arr = cJSON_Parse(names);
     int k = m->spec.classes, ok = cJSON_IsArray(arr) && cJSON_GetArraySize(arr) == k;
@@ -110,9 +113,18 @@ static rn_status load_extras(rn_model *m, const rn_st_file *f, const char *path,
     return RN_OK;
 }
 
+/* Is tensor t the classifier head ("fc.weight", "fc.bias")? */
+static int is_head(const char *name) { return !strncmp(name, "fc.", 3); }
+
 /* Loads every tensor of an already-read file into m, refusing missing,
-** unknown, mis-shaped and mis-typed tensors. */
-static rn_status load_file(rn_model *m, const rn_st_file *f, const char *path, rn_error *err) {
+** unknown, mis-shaped and mis-typed tensors. With `pretrained`, a head of
+** another class count is skipped (m keeps its own, freshly initialized),
+** missing num_batches_tracked counters are allowed (timm omits them), and
+** the file's class names and preprocessing are not taken; *new_head tells
+** whether the head was skipped. */
+static rn_status load_file(rn_model *m, const rn_st_file *f, const char *path, int pretrained, int *new_head,
+                           rn_error *err) {
+    int skip_head = 0;
     for (int i = 0; i < f->ntensors; i++) {
         int known = 0;
         for (int j = 0; j < m->ntensors && !known; j++) known = !strcmp(f->tensors[i].name, m->tensors[j].name);
@@ -122,10 +134,15 @@ static rn_status load_file(rn_model *m, const rn_st_file *f, const char *path, r
                            f->tensors[i].name, shape_str(b, sizeof b, f->tensors[i].ndim, f->tensors[i].shape),
                            m->spec.arch);
     }
+    for (int j = 0; pretrained && j < m->ntensors; j++) {
+        const rn_st_tensor *ft = rn_st_find(f, m->tensors[j].name);
+        if (is_head(m->tensors[j].name) && ft && ft->ndim >= 1 && ft->shape[0] != m->tensors[j].shape[0]) skip_head = 1;
+    }
     for (int j = 0; j < m->ntensors; j++) {
         const rn_tensor_entry *t = &m->tensors[j];
         const rn_st_tensor *ft = rn_st_find(f, t->name);
         char b[96];
+        if ((skip_head && is_head(t->name)) || (pretrained && !ft && t->home == RN_T_COUNT)) continue;
         if (!ft)
             return rn_fail(err, RN_ERR_MISMATCH, "%s: missing tensor %s, expected shape %s", path, t->name,
                            shape_str(b, sizeof b, t->ndim, t->shape));
@@ -135,10 +152,12 @@ static rn_status load_file(rn_model *m, const rn_st_file *f, const char *path, r
     for (int j = 0; j < m->ntensors; j++) {
         const rn_tensor_entry *t = &m->tensors[j];
         const rn_st_tensor *ft = rn_st_find(f, t->name);
+        if (!ft || (skip_head && is_head(t->name))) continue;
         if (t->hwio) transpose_oihw(t->shape, ft->data, entry_data(m, t), 0);
         else memcpy(entry_data(m, t), ft->data, ft->nbytes);
     }
-    return load_extras(m, f, path, err);
+    if (new_head) *new_head = skip_head;
+    return pretrained ? RN_OK : load_extras(m, f, path, err);
 }
 
 /* Loads parameters and buffers from a safetensors file into m. */
@@ -146,7 +165,19 @@ rn_status rn_model_load(rn_model *m, const char *path, rn_error *err) {
     rn_st_file f;
     rn_status st = rn_st_read(path, &f, err);
     if (st) return st;
-    st = load_file(m, &f, path, err);
+    st = load_file(m, &f, path, 0, NULL, err);
+    rn_st_free(&f);
+    return st;
+}
+
+/* Loads a pretrained body (torchvision, timm or our own file) into m for
+** fine-tuning: as rn_model_load, but a classifier head with another class
+** count is left as m has it (*new_head = 1) and metadata is ignored. */
+rn_status rn_model_load_pretrained(rn_model *m, const char *path, int *new_head, rn_error *err) {
+    rn_st_file f;
+    rn_status st = rn_st_read(path, &f, err);
+    if (st) return st;
+    st = load_file(m, &f, path, 1, new_head, err);
     rn_st_free(&f);
     return st;
 }
@@ -165,7 +196,7 @@ static int make_meta(const rn_model *m, rn_st_meta *meta, char store[][64]) {
     const rn_spec *s = &m->spec;
     static const char *keys[] = {"format", "arch", "block", "stem", "blocks", "widths", "stride_on_1x1",
                                  "shortcut", "classes", "in_channels", "bn_eps", "bn_momentum", "mean", "std",
-                                 "input_size"};
+                                 "input_size", "resize"};
     int n = (int)(sizeof keys / sizeof keys[0]), c = s->in_channels < 4 ? s->in_channels : 3;
     snprintf(store[0], 64, "pt");
     snprintf(store[1], 64, "%s", s->arch);
@@ -182,10 +213,11 @@ static int make_meta(const rn_model *m, rn_st_meta *meta, char store[][64]) {
     store[12][0] = store[13][0] = 0;
     for (int i = 0; i < c; i++) {
         size_t l12 = strlen(store[12]), l13 = strlen(store[13]);
-        snprintf(store[12] + l12, 64 - l12, "%s%.6g", i ? "," : "", m->mean[i]);
-        snprintf(store[13] + l13, 64 - l13, "%s%.6g", i ? "," : "", m->std[i]);
+        snprintf(store[12] + l12, 64 - l12, "%s%.8g", i ? "," : "", m->mean[i]);
+        snprintf(store[13] + l13, 64 - l13, "%s%.8g", i ? "," : "", m->std[i]);
     }
     snprintf(store[14], 64, "%dx%d", m->input_h, m->input_w);
+    snprintf(store[15], 64, "%d", m->eval_resize);
     for (int i = 0; i < n; i++) meta[i].key = (char *)keys[i], meta[i].value = store[i];
     return n;
 }
@@ -205,7 +237,7 @@ rn_status rn_model_save(const rn_model *m, const char *path, rn_error *err) {
     rn_st_out *outs = calloc((size_t)m->ntensors, sizeof *outs);
     float *tmp = malloc(m->nparams * sizeof(float));
     char store[16][64];
-    rn_st_meta meta[17];
+    rn_st_meta meta[18];
     if (!outs || !tmp) {
         free(outs), free(tmp);
         return rn_fail(err, RN_ERR_NOMEM, "%s: out of memory saving the model", path);
@@ -332,7 +364,7 @@ rn_status rn_model_open(const char *path, rn_model **out, rn_error *err) {
     if (rn_st_meta_get(&f, "arch") || rn_st_meta_get(&f, "block")) st = spec_from_meta(&f, path, &s, err);
     else if (!(st = spec_from_tensors(&f, path, &s, err))) name_spec(&s);
     if (!st) st = rn_model_create(&s, &m, err);
-    if (!st) st = load_file(m, &f, path, err);
+    if (!st) st = load_file(m, &f, path, 0, NULL, err);
     rn_st_free(&f);
     if (st) {
         rn_model_free(m);

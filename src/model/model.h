@@ -62,6 +62,7 @@ struct rn_model {
     char **class_names;  /* classes entries or NULL */
     float mean[4], std[4];
     int input_h, input_w;
+    int eval_resize;     /* shorter side before the center crop at inference (0: resize to input) */
     /* the plan: activation memory for one input shape */
     int plan_n, plan_h, plan_w, plan_train;
     float **act, **dact; /* per layer output and its gradient */
@@ -77,6 +78,9 @@ rn_status rn_model_shapes(rn_model *m, int h, int w, rn_error *err);
 rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *err);
 /* Backward pass from dlogits: (N,K) through every layer into grads. */
 void rn_model_backward(rn_model *m, const float *dlogits);
+/* Loads a pretrained body for fine-tuning: a head with another class count
+** is kept as initialized (*new_head = 1); metadata is not taken. */
+rn_status rn_model_load_pretrained(rn_model *m, const char *path, int *new_head, rn_error *err);
 /* Elements of layer i's output for one sample. */
 size_t rn_layer_size(const rn_layer *l);
 
