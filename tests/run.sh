@@ -31,6 +31,8 @@ run() {
 run kernels "$BUILD/test_kernels"
 run safetensors "$BUILD/test_safetensors"
 run model "$BUILD/test_model"
+run data "$BUILD/test_data"
+run report "$BUILD/test_report"
 run cli tests/cli.sh "$BUILD"
 if [ "$BUILD" = build ]; then
     run interop "$PY" tests/interop.py "$BUILD"

@@ -47,7 +47,7 @@ typedef struct {
 **   "fashion-mnist"        Debian's dataset-fashion-mnist files
 **   "idx:DIR"              MNIST-format files in DIR (.gz or not)
 **   "cifar10:DIR", "cifar100:DIR"   the binary versions
-**   "DIR"                  DIR/train/<class>/* and DIR/val/<class>/* (or valid/)
+**   "DIR"                  DIR/train/<class>/... and DIR/val/<class>/... (or valid/)
 ** `labels_file` (may be NULL) maps folder names to readable class names,
 ** one "n01440764 tench" per line. Either output may be NULL to skip it.
 ** Errors name the file and what was wrong. */
