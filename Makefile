@@ -20,7 +20,7 @@ LIB_SRC := $(wildcard src/core/*.c src/kernels/*.c src/model/*.c src/io/*.c src/
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-TESTS   := test_kernels test_safetensors test_model parity_driver test_report test_data
+TESTS   := test_kernels test_safetensors test_model parity_driver test_report test_data test_augment
 
 .SECONDARY:
 

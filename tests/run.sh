@@ -31,6 +31,7 @@ run() {
 run kernels "$BUILD/test_kernels"
 run safetensors "$BUILD/test_safetensors"
 run model "$BUILD/test_model"
+run augment "$BUILD/test_augment"
 run data "$BUILD/test_data"
 run report "$BUILD/test_report"
 run cli tests/cli.sh "$BUILD"
