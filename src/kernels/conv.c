@@ -1,198 +1,606 @@
 /*
-** Fast convolution on the CPU: direct convolution in NHWC / HWIO, written
-** as portable C that GCC vectorizes over the contiguous channel dimension.
+** Fast convolution on the CPU, NHWC activations and HWIO weights, built on
+** register-blocked GEMM micro-kernels picked at run time (cpu.h: AVX-512,
+** AVX2+FMA or portable C).
 **
-** All three passes reduce to one building block, gemv_acc: a row vector of
-** output channels (or input channels) accumulated as a sum of scaled rows of
-** a contiguous matrix, y[j] += sum_k a[k] * B[k][j], with j contiguous.
-**   - forward:          y[ow][:]   += x[ih][iw..][:]   . w[kh][kw..][:][:]
-**   - backward data:    dx[iw][:]  += dy[oh][ow..][:]  . wt[kh][kw..][:][:]
-**     (wt is the weight with ci and co swapped and kw reversed, built in the
-**     workspace, so that the reduction runs over contiguous memory and the
-**     accumulation is again over the contiguous channel of dx);
-**   - backward weights: dw[kh][kw][ci][:] += x[ih][iw(ow)][ci] . dy[oh][ow][:]
+** Forward and backward-data are one "gather GEMM": every destination pixel
+** is the product of its patch (the source pixels under the kernel's taps,
+** zero in the padding) with a weight matrix whose rows are (tap, source
+** channel) and whose columns are the destination channels:
+**   - forward:        y[n,oh,ow,:] = patch_x(n,oh,ow) . w        (w is HWIO,
+**                     already (K*K*Ci) x Co)
+**   - backward data:  dx[n,ih,iw,:] += patch_dy(n,ih,iw) . wt    (wt: the
+**                     taps that reach that input pixel, each tap's weights
+**                     transposed to Co x Ci)
+** Patches are read in one of two ways, neither a materialized im2col:
+**   - row mode (one reduction chunk, several taps): a band of source rows
+**     is copied once, zero-padded, into a per-thread buffer, and the patch
+**     of a pixel is, per kernel row, a window of that buffer: the micro-
+**     kernel's A rows are windows step*C apart (segments, cpu.h);
+**   - gather mode (long reductions, narrow outputs): the patches of a tile
+**     of pixels and a chunk of the reduction are copied into a per-thread
+**     buffer that stays in cache; 1x1 stride-1 convolutions read their
+**     rows straight from the source.
+** Backward-data at stride S is split into S*S output phases (input pixels
+** with the same ih%S, iw%S), each a stride-1 problem over only the taps
+** that reach it, so no multiplications by zero and no col2im.
 **
-** Parallelism and determinism: forward and backward-data give each thread
-** whole output rows (disjoint writes), so their results do not depend on
-** the thread count. Backward-weights sums over the whole batch, so each
-** thread accumulates a private partial dw/db over a static, contiguous share
-** of the (n, oh) rows, and the partials are reduced in thread order. The
-** result is bit-identical from run to run for a given thread count.
+** Backward-weights is dw[(tap,ci), co] += sum over pixels m of
+** patch_x(m)[(tap,ci)] * dy[m, co]: the same patches, reduced over the
+** pixels by the "tn" micro-kernel with a register tile of (tap,ci) rows x
+** output-channel vectors.
 **
-** The row functions carry target_clones so that GCC emits AVX-512, AVX2 and
-** baseline versions and picks one at load time from the CPU features; the
-** build stays portable (no -march=native).
+** Parallelism and determinism: forward and backward-data hand out
+** (pixel tile or row band, channel block) units; each unit's arithmetic is
+** fixed by the shape alone, so the results do not depend on the thread
+** count. Backward-weights with more than SMALL_DW weights splits the rows of
+** dw (x co tiles) between the threads, every thread summing all pixels in
+** the same fixed order: dw does not depend on the thread count either, and
+** there is no partial-sum buffer and no false sharing. A smaller dw is
+** split by pixels instead, each thread summing a private partial that is
+** added in thread order: the same bits for the same thread count.
 */
+#include "cpu.h"
 #include "kernels.h"
 
 #include <omp.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
+#define KC_MAX 512     /* longest reduction chunk of a forward / backward-data unit */
+#define A_FLOATS 16384 /* pixels x chunk of a forward / backward-data patch tile */
+#define MC_MAX 240     /* most pixels of a forward / backward-data unit */
+#define KW_MAX 240     /* longest reduction chunk (dw rows, a multiple of MQ) of a weight-gradient tile */
+#define MW_MAX 256     /* most pixels of a weight-gradient tile */
+#define ABUF 65600     /* floats of a thread's patch buffer (>= both tiles + slack) */
+#define MAX_SEG 32     /* most tap rows of a row-mode unit */
+#define MQ 24          /* pixel tiles and dw row blocks are multiples of every kernel's row count */
+#define SMALL_DW 8192  /* dw of at most this many floats is summed in per-thread partials */
+
+/* One gather GEMM (see the top of the file). Destination pixel (n, i, j) of
+** the grid reads, for tap (u, v), the source pixel
+** (n, i*step + dh0 + u*ddh, j*step + dw0 + v), and is written at
+** dst pixel (n, oy + i*ds, ox + j*ds). */
+typedef struct {
+    const float *src; /* source (N, SH, SW, Cs) */
+    int sh, sw, cs;
+    int n, gh, gw, step;       /* destination grid (N, GH, GW); source step per grid step */
+    int nu, nv, dh0, ddh, dw0; /* taps: nu x nv */
+    const float *wm;           /* weights ((nu*nv*Cs), Cd) row-major */
+    int cd;
+    float *dst; /* destination (N, DH, DW, Cd) */
+    int dh, dw, oy, ox, ds;
+    const float *bias; /* (Cd) or NULL: forward only */
+    int accumulate;    /* dst += instead of dst = */
+} gjob;
+
+/* How a gather GEMM is cut into units of work. */
+typedef struct {
+    long long m, ntm;  /* grid pixels; pixel tiles */
+    int kdim, kc, nch; /* reduction length; chunk length and count */
+    int mc;            /* pixels per tile */
+    int tw, ncot, ncb; /* channels per co tile; co tiles; co blocks per pixel tile */
+    int direct;        /* patch rows are source rows (1x1, stride 1, no padding) */
+    int contig;        /* destination rows are consecutive grid pixels */
+    int rowmode;       /* patches are windows into padded source rows (run_band) */
+    int band, nbpi;    /* row mode: grid rows per unit, units per sample and co block */
+    int pw;            /* row mode: pixels per padded source row */
+} gplan;
+
+/* Rounds n up to a multiple of 16 floats (64 bytes). */
+static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
+
+/* Number of weights K*K*Ci*Co. */
+static size_t weight_count(const rn_conv_shape *s) { return (size_t)s->k * s->k * s->ci * s->co; }
+
+/* Whether dw is small enough to be split by pixels between the threads,
+** each summing a private partial dw (else its rows are split). */
+static int small_dw(const rn_conv_shape *s) { return weight_count(s) <= SMALL_DW; }
+
+/* Floats per thread of scratch: the patch buffer and, for backward-data at
+** stride > 1, a tile of destination rows to scatter from, or a partial dw. */
+static size_t thread_floats(const rn_conv_shape *s) {
+    size_t c = s->stride > 1 ? pad16((size_t)MC_MAX * s->ci) : 0;
+    if (small_dw(s) && pad16(weight_count(s)) > c)
+        c = pad16(weight_count(s));
+    return ABUF + c;
+}
+
+/* Floats of scratch the forward and backward passes need when run by up to
+** nthreads threads (nthreads < 1 means omp_get_max_threads()). Layout:
+** [phase-packed transposed weights][nthreads x per-thread scratch]. */
+size_t rn_conv_workspace(const rn_conv_shape *s, int nthreads) {
+    if (nthreads < 1)
+        nthreads = omp_get_max_threads();
+    return pad16(weight_count(s)) + (size_t)nthreads * thread_floats(s);
+}
+
+/* Cuts job g into units for the current dispatch table and nt threads. */
+static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
+    gplan p;
+    p.m = (long long)g->n * g->gh * g->gw;
+    p.kdim = g->nu * g->nv * g->cs;
+    p.nch = (p.kdim + KC_MAX - 1) / KC_MAX;
+    p.kc = (p.kdim + p.nch - 1) / p.nch;
+    p.mc = A_FLOATS / p.kc / MQ * MQ;
+    if (p.mc < MQ)
+        p.mc = MQ;
+    if (p.mc > MC_MAX)
+        p.mc = MC_MAX;
+    p.ntm = (p.m + p.mc - 1) / p.mc;
+    p.tw = d->nvmax * d->vl;
+    p.ncot = (g->cd + p.tw - 1) / p.tw;
+    p.direct = g->nu * g->nv == 1 && g->dh0 == 0 && g->dw0 == 0 && g->step == 1 && g->gh == g->sh && g->gw == g->sw;
+    p.contig = g->ds == 1 && g->oy == 0 && g->ox == 0 && g->gh == g->dh && g->gw == g->dw;
+    /* Row mode: one reduction chunk, several taps, rows wide enough for the
+    ** micro-tiles (or outputs so narrow that gathering would dominate), and
+    ** a band of padded rows that fits the patch buffer. */
+    p.pw = (g->gw - 1) * g->step + g->nv;
+    p.band = imax(1, p.mc / imax(g->gw, 1));
+    while (p.band > 1 && (size_t)((p.band - 1) * g->step + g->nu) * p.pw * g->cs > ABUF - 64)
+        p.band--;
+    p.rowmode = !p.direct && p.nch == 1 && g->nu <= MAX_SEG && (g->gw >= 12 || g->cd <= 32) &&
+                (size_t)g->nu * p.pw * g->cs <= ABUF - 64 && (p.contig || (long long)p.band * g->gw <= MC_MAX);
+    p.nbpi = (g->gh + p.band - 1) / p.band;
+    const long long tiles = p.rowmode ? (long long)g->n * p.nbpi : p.ntm;
+    p.ncb = 1;
+    if (tiles < 4LL * nt) {
+        long long want = (4LL * nt + tiles - 1) / tiles;
+        p.ncb = want < p.ncot ? (int)want : p.ncot;
+    }
+    return p;
+}
+
+/* The gather is plain C compiled three times (AVX-512, AVX2, baseline) and
+** picked at load time: its copies are short runs that a libc call would
+** spend more time entering than copying. Loops are not turned back into
+** memcpy/memset calls for the same reason. */
 #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define RN_CLONES                                                                                                      \
+    __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-tree-loop-distribute-patterns")))
 #else
 #define RN_CLONES
 #endif
 
-/* Floats per thread slot in the workspace, rounded up to a 64-byte line so
-** that two threads' partial sums never share a cache line. */
-static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-/* Number of weights K*K*Ci*Co. */
-static size_t weight_count(const rn_conv_shape *s) {
-    return (size_t)s->k * s->k * s->ci * s->co;
+/* Copies n floats. */
+static inline __attribute__((always_inline)) void copy_floats(float *restrict d, const float *restrict s, int n) {
+    for (int i = 0; i < n; i++)
+        d[i] = s[i];
 }
 
-/* Floats of scratch rn_conv_backward needs when run by up to nthreads
-** threads (nthreads < 1 means omp_get_max_threads()). Layout, each part
-** padded to 64 bytes: [transposed weights][nthreads x partial dw]
-** [nthreads x partial db]. */
-size_t rn_conv_workspace(const rn_conv_shape *s, int nthreads) {
-    if (nthreads < 1) nthreads = omp_get_max_threads();
-    size_t nw = pad16(weight_count(s));
-    return nw + (size_t)nthreads * (nw + pad16((size_t)s->co));
+/* Zeroes n floats. */
+static inline __attribute__((always_inline)) void zero_floats(float *d, int n) {
+    for (int i = 0; i < n; i++)
+        d[i] = 0.0f;
 }
 
-/* y[j] += sum_{k<kd} a[k*as] * b[k*ldb + j] for j < n: a row vector times a
-** (kd x n) row-major matrix, accumulated into y. The reduction is unrolled by
-** four so that y is loaded and stored once per four rows of b; the order of
-** the additions is fixed, so the result is deterministic. Inlined into the
-** cloned row functions, where it is vectorized over j.
-** a: (kd) with stride as   b: (kd, ldb)   y: (n) */
-static inline __attribute__((always_inline)) void gemv_acc(int n, int kd, const float *restrict a, ptrdiff_t as,
-                                                            const float *restrict b, ptrdiff_t ldb,
-                                                            float *restrict y) {
-    int k = 0;
-    for (; k + 4 <= kd; k += 4) {
-        float a0 = a[(ptrdiff_t)k * as], a1 = a[(ptrdiff_t)(k + 1) * as];
-        float a2 = a[(ptrdiff_t)(k + 2) * as], a3 = a[(ptrdiff_t)(k + 3) * as];
-        const float *b0 = b + (ptrdiff_t)k * ldb, *b1 = b0 + ldb, *b2 = b1 + ldb, *b3 = b2 + ldb;
-        for (int j = 0; j < n; j++) y[j] += a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j];
-    }
-    for (; k < kd; k++) {
-        float a0 = a[(ptrdiff_t)k * as];
-        const float *b0 = b + (ptrdiff_t)k * ldb;
-        for (int j = 0; j < n; j++) y[j] += a0 * b0[j];
+/* Copies the patch of grid pixel (n, i, j), reduction indices [k0, k1)
+** (index = (u*nv + v)*Cs + channel), into out; taps in the padding read
+** zeros. The taps of one row u are consecutive source pixels, so each row
+** is one copy of its in-bounds part between two runs of zeros (whether a
+** tap is in bounds is separable: rows by u, columns by v). */
+static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, int n, int i, int j, int k0, int k1,
+                                                               float *restrict out) {
+    const int cs = g->cs, rl = g->nv * cs;
+    const int y0 = i * g->step + g->dh0, x0 = j * g->step + g->dw0;
+    const int vlo = imin(x0 < 0 ? -x0 : 0, g->nv), vhi = imax(imin(g->nv, g->sw - x0), vlo);
+    const int in0 = vlo * cs, in1 = vhi * cs; /* in-bounds part of a row */
+    const float *base = g->src + (size_t)n * g->sh * g->sw * cs;
+    for (int u = k0 / rl; u * rl < k1; u++) {
+        const int a = imax(k0 - u * rl, 0), b = imin(k1 - u * rl, rl), y = y0 + u * g->ddh;
+        if (y < 0 || y >= g->sh) {
+            zero_floats(out, b - a), out += b - a;
+            continue;
+        }
+        const int ca = imax(a, in0), cb = imin(b, in1);
+        if (ca >= cb) {
+            zero_floats(out, b - a), out += b - a;
+            continue;
+        }
+        zero_floats(out, ca - a), out += ca - a;
+        copy_floats(out, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca), out += cb - ca;
+        zero_floats(out, b - cb), out += b - cb;
     }
 }
 
-/* One output row of the forward convolution: initializes it with the bias
-** (or zero) and accumulates, per kernel row kh, the in-bounds kw range of
-** every output pixel as one contiguous (kw, ci) reduction.
-** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  b: (Co) or NULL  yr: (OW,Co), the row (n, oh) */
-RN_CLONES static void fwd_row(const rn_conv_shape *s, int n, int oh, const float *restrict x,
-                              const float *restrict w, const float *restrict b, float *restrict yr) {
-    const int K = s->k, S = s->stride, P = s->pad, Ci = s->ci, Co = s->co, W = s->w;
-    for (int ow = 0; ow < s->ow; ow++) {
-        float *yp = yr + (size_t)ow * Co;
-        if (b)
-            for (int co = 0; co < Co; co++) yp[co] = b[co];
-        else
-            for (int co = 0; co < Co; co++) yp[co] = 0.0f;
-    }
-    for (int kh = 0; kh < K; kh++) {
-        int ih = oh * S - P + kh;
-        if (ih < 0 || ih >= s->h) continue;
-        const float *xr = x + ((size_t)n * s->h + ih) * W * Ci;
-        const float *wk = w + (size_t)kh * K * Ci * Co;
-        for (int ow = 0; ow < s->ow; ow++) {
-            int iw0 = ow * S - P;
-            int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = W - iw0 < K ? W - iw0 : K;
-            if (kw0 >= kw1) continue;
-            gemv_acc(Co, (kw1 - kw0) * Ci, xr + (ptrdiff_t)(iw0 + kw0) * Ci, 1, wk + (size_t)kw0 * Ci * Co, Co,
-                     yr + (size_t)ow * Co);
+/* Gathers the patches of grid pixels [m0, m0+rows), indices [k0, k1), as
+** the rows of a (rows, k1-k0) matrix. */
+RN_CLONES static void gather_tile(const gjob *g, long long m0, int rows, int k0, int k1, float *a) {
+    int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
+    for (int r = 0; r < rows; r++) {
+        gather_pixel(g, n, i, j, k0, k1, a + (size_t)r * (k1 - k0));
+        if (++j == g->gw) {
+            j = 0;
+            if (++i == g->gh)
+                i = 0, n++;
         }
     }
 }
 
-/* y = conv(x, w) + b, parallel over (n, output row).
+/* Writes (or adds, when accumulating) the channels [c0, c1) of a tile of
+** destination rows, computed in cbuf (rows, Cd), to their grid pixels. */
+static void scatter_tile(const gjob *g, long long m0, int rows, int c0, int c1, const float *cbuf) {
+    int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
+    for (int r = 0; r < rows; r++) {
+        float *d =
+            g->dst + (((size_t)n * g->dh + g->oy + (size_t)i * g->ds) * g->dw + g->ox + (size_t)j * g->ds) * g->cd;
+        const float *c = cbuf + (size_t)r * g->cd;
+        if (g->accumulate)
+            for (int k = c0; k < c1; k++)
+                d[k] += c[k];
+        else
+            for (int k = c0; k < c1; k++)
+                d[k] = c[k];
+        if (++j == g->gw) {
+            j = 0;
+            if (++i == g->gh)
+                i = 0, n++;
+        }
+    }
+}
+
+/* Runs one unit of job g: pixel tile `unit / ncb`, channel block
+** `unit % ncb`. The reduction is chunked so that the patch tile (abuf) and
+** the weight panel stay in cache; the destination tile accumulates across
+** chunks. cbuf holds the destination tile when it is not contiguous. */
+static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long long unit, float *abuf, float *cbuf) {
+    const long long mt = unit / p->ncb;
+    const int cb = (int)(unit % p->ncb), vl = d->vl, cd = g->cd;
+    const long long m0 = mt * p->mc;
+    const int rows = (int)(p->m - m0 < p->mc ? p->m - m0 : p->mc);
+    const int c0 = cb * p->ncot / p->ncb * p->tw, c1 = imin(cd, (cb + 1) * p->ncot / p->ncb * p->tw);
+    float *cbase = p->contig ? g->dst + (size_t)m0 * cd : cbuf;
+    const ptrdiff_t zero_off = 0;
+    for (int ch = 0; ch < p->nch; ch++) {
+        const int k0 = ch * p->kc, kl = imin(p->kc, p->kdim - k0);
+        const float *a = abuf;
+        ptrdiff_t lda = kl;
+        if (p->direct) {
+            a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
+        } else {
+            gather_tile(g, m0, rows, k0, k0 + kl, abuf);
+        }
+        const int acc = ch > 0 || (p->contig && g->accumulate);
+        const float *bias = !acc && g->bias ? g->bias : NULL;
+        for (int c = c0; c < c1; c += p->tw) {
+            const int w = imin(p->tw, c1 - c), nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl;
+            const int rw = d->nn_rows[nv];
+            const float *b = g->wm + (size_t)k0 * cd + c;
+            for (int r = 0; r < rows; r += rw)
+                d->nn[nv][imin(rw, rows - r)](1, &zero_off, kl, a + r * lda, lda, b, cd, cbase + (size_t)r * cd + c, cd,
+                                              nlast, bias ? bias + c : NULL, acc);
+        }
+    }
+    if (!p->contig)
+        scatter_tile(g, m0, rows, c0, c1, cbuf);
+}
+
+/* Copies the source rows [ylo, ylo+nrows) of sample n, each as pw pixels
+** from column dw0 on, zero outside the source, into buf (nrows, pw, Cs). */
+RN_CLONES static void pad_rows(const gjob *g, int n, int ylo, int nrows, int pw, float *buf) {
+    const int cs = g->cs, x0 = g->dw0;
+    const int a = imin(imax(-x0, 0), pw), b = imax(imin(pw, g->sw - x0), a); /* in-bounds columns */
+    for (int r = 0; r < nrows; r++) {
+        float *out = buf + (size_t)r * pw * cs;
+        const int y = ylo + r;
+        if (y < 0 || y >= g->sh) {
+            zero_floats(out, pw * cs);
+            continue;
+        }
+        zero_floats(out, a * cs);
+        copy_floats(out + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs);
+        zero_floats(out + (size_t)b * cs, (pw - b) * cs);
+    }
+}
+
+/* Runs one row-mode unit of job g: grid rows [i0, i0+band) of one sample,
+** one channel block. The source rows they read are copied once, padded,
+** into abuf; the patch of grid pixel (i, j) is then, for every tap row u,
+** the nv*Cs consecutive floats at (row of u, column j*step): a segment of
+** the nn micro-kernel, rows of A spaced step*Cs apart. */
+static void run_band(const gjob *g, const gplan *p, const rn_dispatch *d, long long unit, float *abuf, float *cbuf) {
+    const int cb = (int)(unit % p->ncb), vl = d->vl, cd = g->cd, cs = g->cs;
+    const int n = (int)(unit / p->ncb / p->nbpi), i0 = (int)(unit / p->ncb % p->nbpi) * p->band;
+    const int i1 = imin(g->gh, i0 + p->band);
+    const int c0 = cb * p->ncot / p->ncb * p->tw, c1 = imin(cd, (cb + 1) * p->ncot / p->ncb * p->tw);
+    const int up = g->ddh > 0 ? g->nu - 1 : 0, down = g->ddh > 0 ? 0 : g->nu - 1;
+    const int ylo = i0 * g->step + g->dh0 - down, yhi = (i1 - 1) * g->step + g->dh0 + up;
+    pad_rows(g, n, ylo, yhi - ylo + 1, p->pw, abuf);
+    ptrdiff_t soff[MAX_SEG];
+    for (int u = 0; u < g->nu; u++)
+        soff[u] = (ptrdiff_t)u * g->ddh * p->pw * cs;
+    const int acc = p->contig && g->accumulate, kd = g->nv * cs;
+    const ptrdiff_t lda = (ptrdiff_t)g->step * cs;
+    const float *bias = !acc && g->bias ? g->bias : NULL;
+    for (int c = c0; c < c1; c += p->tw) {
+        const int w = imin(p->tw, c1 - c), nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl;
+        const int rw = d->nn_rows[nv];
+        for (int i = i0; i < i1; i++) {
+            const float *a = abuf + (ptrdiff_t)(i * g->step + g->dh0 - ylo) * p->pw * cs;
+            float *crow =
+                p->contig ? g->dst + (((size_t)n * g->gh + i) * g->gw) * cd : cbuf + (size_t)(i - i0) * g->gw * cd;
+            for (int j = 0; j < g->gw; j += rw)
+                d->nn[nv][imin(rw, g->gw - j)](g->nu, soff, kd, a + j * lda, lda, g->wm + c, cd,
+                                               crow + (size_t)j * cd + c, cd, nlast, bias ? bias + c : NULL, acc);
+        }
+    }
+    if (!p->contig)
+        scatter_tile(g, ((long long)n * g->gh + i0) * g->gw, (i1 - i0) * g->gw, c0, c1, cbuf);
+}
+
+/* Runs job g inside a parallel region: every thread takes units. */
+static void run_job(const gjob *g, const rn_dispatch *d, float *abuf, float *cbuf) {
+    const gplan p = make_plan(g, d, omp_get_num_threads());
+    if (p.m == 0 || g->cd == 0)
+        return;
+    if (p.rowmode) {
+        const long long units = (long long)g->n * p.nbpi * p.ncb;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (long long u = 0; u < units; u++)
+            run_band(g, &p, d, u, abuf, cbuf);
+    } else {
+        const long long units = p.ntm * p.ncb;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (long long u = 0; u < units; u++)
+            run_unit(g, &p, d, u, abuf, cbuf);
+    }
+}
+
+/* The forward job: y = patches of x times w (+ b). */
+static gjob forward_job(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y) {
+    gjob g = {x,       s->h, s->w,  s->ci, s->n,  s->oh, s->ow, s->stride, s->k, s->k, -s->pad, 1,
+              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0};
+    return g;
+}
+
+/* y = conv(x, w) + b, with scratch ws of rn_conv_workspace(s, T) floats.
+** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  b: (Co) or NULL  y: (N,OH,OW,Co) */
+void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    const gjob g = forward_job(s, x, w, b, y);
+    float *tbase = ws + pad16(weight_count(s));
+#pragma omp parallel
+    {
+        float *abuf = tbase + (size_t)omp_get_thread_num() * thread_floats(s);
+        run_job(&g, d, abuf, NULL);
+    }
+}
+
+/* y = conv(x, w) + b with its own scratch (falls back to the reference
+** loop nest if that cannot be allocated: this entry point cannot fail).
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  b: (Co) or NULL  y: (N,OH,OW,Co) */
 void rn_conv_forward(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y) {
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int n = 0; n < s->n; n++)
-        for (int oh = 0; oh < s->oh; oh++)
-            fwd_row(s, n, oh, x, w, b, y + ((size_t)n * s->oh + oh) * s->ow * s->co);
+    float *ws = malloc(rn_conv_workspace(s, 0) * sizeof(float));
+    if (!ws) {
+        rn_ref_conv_forward(s, x, w, b, y);
+        return;
+    }
+    rn_conv_forward_ws(s, x, w, b, y, ws);
+    free(ws);
 }
 
-/* Fills wt[kh][K-1-kw][co][ci] = w[kh][kw][ci][co]: input channel innermost
-** for the backward-data axpy, and kw reversed so that, at stride 1, the
-** kernel columns touching one input pixel meet increasing output columns
-** and the whole in-bounds range is one contiguous reduction.
-** w: (K,K,Ci,Co)  wt: (K,K,Co,Ci) */
-static void transpose_weights(const rn_conv_shape *s, const float *w, float *wt) {
-    const int K = s->k, Ci = s->ci, Co = s->co;
-#pragma omp for schedule(static) collapse(2)
-    for (int kh = 0; kh < K; kh++)
-        for (int kw = 0; kw < K; kw++) {
-            const float *src = w + ((size_t)kh * K + kw) * Ci * Co;
-            float *dst = wt + ((size_t)kh * K + (K - 1 - kw)) * Co * Ci;
-            for (int co = 0; co < Co; co++)
-                for (int ci = 0; ci < Ci; ci++) dst[(size_t)co * Ci + ci] = src[(size_t)ci * Co + co];
+/* Taps of one backward-data phase along one axis: the kernel offsets kh
+** with (ph + pad - kh) % stride == 0, i.e. kh = first, first+S, ... Returns
+** their count and sets *first. */
+static int phase_taps(const rn_conv_shape *s, int ph, int *first) {
+    *first = (ph + s->pad) % s->stride;
+    return *first < s->k ? (s->k - 1 - *first) / s->stride + 1 : 0;
+}
+
+/* Offset, in taps, of phase (py, px) in the packed weights (phases in
+** row-major order, each with its nu*nv taps). */
+static int phase_offset(const rn_conv_shape *s, int py, int px) {
+    int off = 0, f;
+    for (int qy = 0; qy < s->stride; qy++)
+        for (int qx = 0; qx < s->stride; qx++) {
+            if (qy == py && qx == px)
+                return off;
+            off += phase_taps(s, qy, &f) * phase_taps(s, qx, &f);
         }
+    return off;
 }
 
-/* One input row of the backward-data pass in gather form: dx[n, ih, :, :]
-** += the sum over the (kh, kw, ow, oh) that read each input pixel of
-** dy[n, oh, ow, :] . wt[kh, kw, :, :]. Only this call writes the row.
-** dy: (N,OH,OW,Co)  wt: (K,K,Co,Ci) kw-reversed  dxr: (W,Ci), the row (n, ih) */
-RN_CLONES static void bwd_data_row(const rn_conv_shape *s, int n, int ih, const float *restrict dy,
-                                   const float *restrict wt, float *restrict dxr) {
-    const int K = s->k, S = s->stride, P = s->pad, Ci = s->ci, Co = s->co, OW = s->ow;
-    for (int kh = 0; kh < K; kh++) {
-        int t = ih + P - kh;
-        if (t < 0 || t % S != 0 || t / S >= s->oh) continue;
-        const float *dyr = dy + ((size_t)n * s->oh + t / S) * OW * Co;
-        const float *wk = wt + (size_t)kh * K * Co * Ci;
-        for (int iw = 0; iw < s->w; iw++) {
-            float *dxp = dxr + (size_t)iw * Ci;
-            if (S == 1) {
-                /* ow = base + kf for reversed column kf = K-1-kw: one contiguous run. */
-                int base = iw + P - (K - 1);
-                int kf0 = base < 0 ? -base : 0, kf1 = OW - base < K ? OW - base : K;
-                if (kf0 < kf1)
-                    gemv_acc(Ci, (kf1 - kf0) * Co, dyr + (ptrdiff_t)(base + kf0) * Co, 1,
-                             wk + (size_t)kf0 * Co * Ci, Ci, dxp);
-            } else {
-                for (int kw = 0; kw < K; kw++) {
-                    int u = iw + P - kw;
-                    if (u < 0 || u % S != 0 || u / S >= OW) continue;
-                    gemv_acc(Ci, Co, dyr + (size_t)(u / S) * Co, 1, wk + (size_t)(K - 1 - kw) * Co * Ci, Ci, dxp);
+/* Packs the weights for backward-data: for every phase, its taps (kh
+** ascending, kw descending) each as the Co x Ci transpose of w[kh][kw].
+** Called by every thread of a parallel region (shares the taps); ends with
+** a barrier. w: (K,K,Ci,Co)  wp: (K*K taps, Co, Ci) */
+static void pack_weights_t(const rn_conv_shape *s, const float *w, float *wp) {
+    const int K = s->k, S = s->stride, Ci = s->ci, Co = s->co;
+#pragma omp for schedule(dynamic, 1)
+    for (int t = 0; t < K * K; t++) {
+        const int kh = t / K, kw = t % K;
+        const int py = ((kh - s->pad) % S + S) % S, px = ((kw - s->pad) % S + S) % S;
+        int fy, fx, nvx = phase_taps(s, px, &fx);
+        phase_taps(s, py, &fy);
+        const int lastx = fx + (nvx - 1) * S, u = (kh - fy) / S, v = (lastx - kw) / S;
+        const float *src = w + (size_t)t * Ci * Co;
+        float *dst = wp + ((size_t)phase_offset(s, py, px) + (size_t)u * nvx + v) * Co * Ci;
+        for (int c0 = 0; c0 < Ci; c0 += 16)
+            for (int o0 = 0; o0 < Co; o0 += 16)
+                for (int ci = c0; ci < imin(Ci, c0 + 16); ci++)
+                    for (int co = o0; co < imin(Co, o0 + 16); co++)
+                        dst[(size_t)co * Ci + ci] = src[(size_t)ci * Co + co];
+    }
+}
+
+/* The backward-data job of phase (py, px): dx pixels (n, py + S*i, px + S*j)
+** += patches of dy (taps of that phase) times their packed weights. */
+static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, float *dx, int py, int px) {
+    const int S = s->stride, P = s->pad;
+    int fy, fx, nu = phase_taps(s, py, &fy), nv = phase_taps(s, px, &fx);
+    const int lastx = fx + (nv - 1) * S;
+    gjob g = {dy,
+              s->oh,
+              s->ow,
+              s->co,
+              s->n,
+              py < s->h ? (s->h - py + S - 1) / S : 0,
+              px < s->w ? (s->w - px + S - 1) / S : 0,
+              1,
+              nu,
+              nv,
+              (py + P - fy) / S,
+              -1,
+              (px + P - lastx) / S,
+              wp + (size_t)phase_offset(s, py, px) * s->co * s->ci,
+              s->ci,
+              dx,
+              s->h,
+              s->w,
+              py,
+              px,
+              S,
+              NULL,
+              1};
+    return g;
+}
+
+/* Work of the weight gradient: the rows of dw in blocks of MQ, crossed
+** with the co tiles; pair p is (row block p / ncot, co tile p % ncot). */
+typedef struct {
+    int kdim, co, tw, ncot, npairs;
+    int kcw, mw;        /* rows per gathered chunk, pixels per tile: fixed by the shape */
+    int direct;         /* patch rows are rows of x (1x1, stride 1, no padding) */
+    int rowmode;        /* patches are windows into padded rows of x (weight_band) */
+    int band, nbpi, pw; /* row mode: output rows per band, bands per sample, pixels per padded row */
+    long long units;    /* pixels (gather mode) or bands (row mode) to sum over */
+} wplan;
+
+/* The weight-gradient plan of shape s. */
+static wplan make_wplan(const rn_conv_shape *s, const rn_dispatch *d) {
+    wplan p;
+    p.kdim = s->k * s->k * s->ci;
+    p.co = s->co;
+    p.tw = d->nvmax * d->vl;
+    p.ncot = (s->co + p.tw - 1) / p.tw;
+    p.npairs = (p.kdim + MQ - 1) / MQ * p.ncot;
+    p.kcw = imin(p.kdim, KW_MAX);
+    p.mw = (ABUF - 64) / p.kcw;
+    if (p.mw > MW_MAX)
+        p.mw = MW_MAX;
+    p.direct = s->k == 1 && s->stride == 1 && s->pad == 0;
+    p.pw = (s->ow - 1) * s->stride + s->k;
+    p.band = imin(MAX_SEG, imax(1, MW_MAX / s->ow));
+    while (p.band > 1 && (size_t)((p.band - 1) * s->stride + s->k) * p.pw * s->ci > ABUF - 64)
+        p.band--;
+    p.rowmode = s->k > 1 && (size_t)s->k * p.pw * s->ci <= ABUF - 64;
+    p.nbpi = (s->oh + p.band - 1) / p.band;
+    p.units = p.rowmode ? (long long)s->n * p.nbpi : (long long)s->n * s->oh * s->ow;
+    return p;
+}
+
+/* Adds to dw the sums over the pixels of band `band` (row mode), for the
+** pairs [pa, pb): the band's rows of x are copied once, padded, into abuf,
+** and each output row is a segment of the tn micro-kernel whose rows of A
+** are windows into them, stride*Ci apart. A tile of dw rows stays within
+** one row block and one kernel row u.
+** dy: (M, Co)  dw: (kdim, Co) */
+static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy, float *dw, long long band,
+                        int pa, int pb, float *abuf) {
+    const int vl = d->vl, co = p->co, cs = g->cs, S = g->step, rl = g->nv * cs;
+    const int n = (int)(band / p->nbpi), i0 = (int)(band % p->nbpi) * p->band, i1 = imin(g->gh, i0 + p->band);
+    const int ylo = i0 * S + g->dh0, yhi = (i1 - 1) * S + g->dh0 + g->nu - 1;
+    pad_rows(g, n, ylo, yhi - ylo + 1, p->pw, abuf);
+    ptrdiff_t soff[MAX_SEG];
+    for (int r = 0; r < i1 - i0; r++)
+        soff[r] = (ptrdiff_t)r * S * p->pw * cs;
+    const float *dyb = dy + ((size_t)n * g->gh + i0) * g->gw * co;
+    const int ka = pa / p->ncot * MQ, kb = imin(p->kdim, ((pb - 1) / p->ncot + 1) * MQ);
+    for (int k = ka, e; k < kb; k = e) {
+        const int u = k / rl;
+        e = imin(kb, imin((k / MQ + 1) * MQ, (u + 1) * rl));
+        const float *a = abuf + (ptrdiff_t)u * p->pw * cs + (k - u * rl);
+        for (int ct = 0; ct < p->ncot; ct++) {
+            const int pair = k / MQ * p->ncot + ct;
+            if (pair < pa || pair >= pb)
+                continue;
+            const int c = ct * p->tw, w = imin(p->tw, co - c), nv = (w + vl - 1) / vl;
+            const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
+            for (int kk = k; kk < e; kk += rk)
+                d->tn[nv][imin(rk, e - kk)](i1 - i0, soff, g->gw, a + (kk - k), (ptrdiff_t)S * cs, dyb + c, co,
+                                            dw + (size_t)kk * co + c, co, nlast);
+        }
+    }
+}
+
+/* Adds to dw the sums over grid pixels [ma, mb), in tiles of mw pixels, of
+** patch (x) outer dy, for the pairs [pa, pb) of p. Each dw element is
+** summed in the same order whatever the pairs, so how the pairs are split
+** between threads does not change the result.
+** dy: (M, Co)  dw: (kdim, Co) */
+static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy, float *dw, long long ma,
+                         long long mb, int pa, int pb, float *abuf) {
+    if (pa >= pb)
+        return;
+    const int vl = d->vl, co = p->co;
+    const int ka = pa / p->ncot * MQ, kb = imin(p->kdim, ((pb - 1) / p->ncot + 1) * MQ);
+    const ptrdiff_t zero_off = 0;
+    for (long long m0 = ma; m0 < mb; m0 += p->mw) {
+        const int rows = (int)(mb - m0 < p->mw ? mb - m0 : p->mw);
+        const float *dyt = dy + (size_t)m0 * co;
+        for (int k0 = ka; k0 < kb; k0 += p->kcw) {
+            const int kl = imin(p->kcw, kb - k0);
+            const float *a = abuf;
+            ptrdiff_t lda = kl;
+            if (p->direct)
+                a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
+            else
+                gather_tile(g, m0, rows, k0, k0 + kl, abuf);
+            for (int kq = k0; kq < k0 + kl; kq += MQ) {
+                const int kblk = kq / MQ, kend = imin(kq + MQ, k0 + kl);
+                for (int ct = 0; ct < p->ncot; ct++) {
+                    const int pair = kblk * p->ncot + ct;
+                    if (pair < pa || pair >= pb)
+                        continue;
+                    const int c = ct * p->tw, w = imin(p->tw, co - c), nv = (w + vl - 1) / vl;
+                    const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
+                    for (int kk = kq; kk < kend; kk += rk)
+                        d->tn[nv][imin(rk, kend - kk)](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co,
+                                                       dw + (size_t)kk * co + c, co, nlast);
                 }
             }
         }
     }
 }
 
-/* Adds one output row's contribution to a thread's partial weight and bias
-** gradients: pdb[co] += sum_ow dy, and for every (kh, kw, ci)
-** pdw[kh][kw][ci][:] += sum over in-bounds ow of x[ih][iw(ow)][ci] * dy[ow][:].
-** x: (N,H,W,Ci)  dy: (N,OH,OW,Co)  pdw: (K,K,Ci,Co) or NULL  pdb: (Co) or NULL */
-RN_CLONES static void bwd_weight_row(const rn_conv_shape *s, int n, int oh, const float *restrict x,
-                                     const float *restrict dy, float *restrict pdw, float *restrict pdb) {
-    const int K = s->k, S = s->stride, P = s->pad, Ci = s->ci, Co = s->co, W = s->w, OW = s->ow;
-    const float *dyr = dy + ((size_t)n * s->oh + oh) * OW * Co;
-    if (pdb)
-        for (int ow = 0; ow < OW; ow++)
-            for (int co = 0; co < Co; co++) pdb[co] += dyr[(size_t)ow * Co + co];
-    if (!pdw) return;
-    for (int kh = 0; kh < K; kh++) {
-        int ih = oh * S - P + kh;
-        if (ih < 0 || ih >= s->h) continue;
-        const float *xr = x + ((size_t)n * s->h + ih) * W * Ci;
-        for (int kw = 0; kw < K; kw++) {
-            /* In-bounds output columns: 0 <= ow*S - P + kw <= W-1. */
-            int lo = P - kw, hi = W - 1 + P - kw;
-            if (hi < 0) continue;
-            int ow0 = lo > 0 ? (lo + S - 1) / S : 0, ow1 = hi / S + 1;
-            if (ow1 > OW) ow1 = OW;
-            if (ow0 >= ow1) continue;
-            const float *xp = xr + (ptrdiff_t)(ow0 * S - P + kw) * Ci;
-            float *dwk = pdw + ((size_t)kh * K + kw) * Ci * Co;
-            for (int ci = 0; ci < Ci; ci++)
-                gemv_acc(Co, ow1 - ow0, xp + ci, (ptrdiff_t)S * Ci, dyr + (size_t)ow0 * Co, Co,
-                         dwk + (size_t)ci * Co);
-        }
+/* dw += x (*) dy, called by every thread of a parallel region. Large dw:
+** the pairs are split between the threads, each summing all pixels (the
+** result does not depend on the thread count). Small dw: the pixels are
+** split, each thread sums a partial dw in its scratch `part`, and the
+** partials are added in thread order (the same result for the same thread
+** count). Ends with a barrier only in the small case. */
+static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob *g, const float *dy, float *dw,
+                        float *abuf, float *part, float *tbase) {
+    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+    const wplan p = make_wplan(s, d);
+    const int whole = !small_dw(s);
+    const long long ua = whole ? 0 : p.units * tid / nt, ub = whole ? p.units : p.units * (tid + 1) / nt;
+    const int pa = whole ? (int)((long long)tid * p.npairs / nt) : 0;
+    const int pb = whole ? (int)((long long)(tid + 1) * p.npairs / nt) : p.npairs;
+    float *out = whole ? dw : part;
+    const size_t cnt = weight_count(s);
+    if (!whole)
+        memset(part, 0, cnt * sizeof(float));
+    if (p.rowmode) {
+        if (pa < pb)
+            for (long long b = ua; b < ub; b++)
+                weight_band(&p, d, g, dy, out, b, pa, pb, abuf);
+    } else {
+        weight_pairs(&p, d, g, dy, out, ua, ub, pa, pb, abuf);
+    }
+    if (whole)
+        return;
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (size_t j = 0; j < cnt; j++) {
+        float acc = 0.0f;
+        for (int t = 0; t < nt; t++)
+            acc += tbase[(size_t)t * thread_floats(s) + ABUF + j];
+        dw[j] += acc;
     }
 }
 
@@ -200,51 +608,36 @@ RN_CLONES static void bwd_weight_row(const rn_conv_shape *s, int n, int oh, cons
 ** ws holds rn_conv_workspace(s, T) floats, T >= the number of threads of the
 ** parallel region (omp_get_max_threads() of the caller).
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  dy: (N,OH,OW,Co)  dx: (N,H,W,Ci)  dw: (K,K,Ci,Co)  db: (Co) */
-void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
-                      float *dx, float *dw, float *db, float *ws) {
-    const size_t nw = pad16(weight_count(s)), nb = pad16((size_t)s->co);
-    float *wt = ws, *pdw_all = ws + nw;
-    const size_t rows = (size_t)s->n * s->oh;
+void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                      float *db, float *ws) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    float *wp = ws, *tbase = ws + pad16(weight_count(s));
+    const gjob fg = forward_job(s, x, w, NULL, NULL);
 #pragma omp parallel
     {
-        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        float *pdw = dw ? pdw_all + (size_t)tid * nw : NULL;
-        float *pdb = db ? pdw_all + (size_t)nt * nw + (size_t)tid * nb : NULL;
+        const int tid = omp_get_thread_num();
+        float *abuf = tbase + (size_t)tid * thread_floats(s), *cbuf = abuf + ABUF;
 
-        if (dx) {
-            transpose_weights(s, w, wt); /* ends with a barrier */
-#pragma omp for schedule(static) collapse(2) nowait
-            for (int n = 0; n < s->n; n++)
-                for (int ih = 0; ih < s->h; ih++)
-                    bwd_data_row(s, n, ih, dy, wt, dx + ((size_t)n * s->h + ih) * s->w * s->ci);
-        }
-
-        if (dw || db) {
-            /* Static contiguous share of the (n, oh) rows: fixed for a given nt. */
-            size_t r0 = rows * (size_t)tid / (size_t)nt, r1 = rows * (size_t)(tid + 1) / (size_t)nt;
-            if (pdw) memset(pdw, 0, weight_count(s) * sizeof(float));
-            if (pdb) memset(pdb, 0, (size_t)s->co * sizeof(float));
-            for (size_t r = r0; r < r1; r++) bwd_weight_row(s, (int)(r / s->oh), (int)(r % s->oh), x, dy, pdw, pdb);
-#pragma omp barrier
-            /* Reduce the partials in thread order; each j is summed by one thread. */
-            if (dw) {
-                const size_t cnt = weight_count(s);
-#pragma omp for schedule(static) nowait
-                for (size_t j = 0; j < cnt; j++) {
-                    float acc = 0.0f;
-                    for (int t = 0; t < nt; t++) acc += pdw_all[(size_t)t * nw + j];
-                    dw[j] += acc;
-                }
-            }
-            if (db) {
-                const float *pb = pdw_all + (size_t)nt * nw;
+        if (db) {
+            /* In pixel order, as the reference does; one thread, no wait. */
 #pragma omp single nowait
-                for (int co = 0; co < s->co; co++) {
-                    float acc = 0.0f;
-                    for (int t = 0; t < nt; t++) acc += pb[(size_t)t * nb + co];
-                    db[co] += acc;
-                }
+            {
+                const size_t m = (size_t)s->n * s->oh * s->ow;
+                for (size_t i = 0; i < m; i++)
+                    for (int co = 0; co < s->co; co++)
+                        db[co] += dy[i * s->co + co];
             }
+        }
+        if (dw)
+            weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase);
+        if (dx) {
+            pack_weights_t(s, w, wp); /* ends with a barrier */
+            for (int py = 0; py < s->stride; py++)
+                for (int px = 0; px < s->stride; px++) {
+                    const gjob g = phase_job(s, dy, wp, dx, py, px);
+                    if (g.nu * g.nv > 0)
+                        run_job(&g, d, abuf, cbuf);
+                }
         }
     }
 }

@@ -40,9 +40,12 @@ void rn_ref_conv_forward(const rn_conv_shape *s, const float *x, const float *w,
 void rn_ref_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
                           float *dx, float *dw, float *db);
 
-/* Fast versions. `ws` is scratch of at least rn_conv_workspace(s, nthreads) floats. */
+/* Fast versions. `ws` is scratch of at least rn_conv_workspace(s, nthreads) floats,
+** nthreads >= the threads of the caller's parallel regions (omp_get_max_threads()).
+** rn_conv_forward allocates its own scratch; rn_conv_forward_ws uses ws (no allocation). */
 size_t rn_conv_workspace(const rn_conv_shape *s, int nthreads);
 void rn_conv_forward(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y);
+void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y, float *ws);
 void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db, float *ws);
 

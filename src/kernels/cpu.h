@@ -1,0 +1,63 @@
+/*
+** CPU feature dispatch for the fast kernels.
+**
+** The convolution (conv.c) is written once, in portable C, around two
+** register-blocked GEMM micro-kernels; only those are written per
+** instruction set (gemm_avx512.c, gemm_avx2.c, gemm_generic.c). One table,
+** filled once per process (pthread_once) from the CPU's features, says which
+** set to use. It is the only global mutable state of the library.
+**
+** Test hook: the environment variable RN_CPU=generic|avx2|avx512, read when
+** the table is filled, lowers the level (it never raises it above what the
+** CPU supports), so that the tests can run every path on one machine.
+*/
+#ifndef RN_CPU_H
+#define RN_CPU_H
+
+#include <stddef.h>
+
+typedef enum { RN_CPU_GENERIC = 0, RN_CPU_AVX2 = 1, RN_CPU_AVX512 = 2 } rn_cpu_level;
+
+/* Widest tile in vectors and most rows of any micro-kernel. */
+#define RN_NV_MAX 4
+#define RN_ROWS_MAX 12
+
+/* "nn" tile: C = A B (+ bias) or C += A B for `rows` rows of A and C and
+** nv vectors of vl columns of B and C, the last vector holding only `nlast`
+** (1..vl) valid columns. The reduction runs over nseg segments of kd: row
+** r of segment s of A starts at a + soff[s] + r*lda, and segment s uses
+** rows [s*kd, (s+1)*kd) of B (one segment with soff[0] = 0 is a plain GEMM;
+** several let the rows of A be windows into padded image rows).
+** b: (nseg*kd, nv*vl) row stride ldb   c: (rows, nv*vl) row stride ldc
+** bias: (nv*vl) or NULL (ignored when acc) */
+typedef void (*rn_gemm_nn_fn)(int nseg, const ptrdiff_t *soff, int kd, const float *a, ptrdiff_t lda, const float *b,
+                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast, const float *bias, int acc);
+
+/* "tn" tile: C += A^T B, a reduction over nseg segments of m rows: for
+** r < rows and the nv vectors of columns, c[r][j] += sum over segments s
+** and i < m of a[soff[s] + i*lda + r] * b[(s*m + i)*ldb + j].
+** b: (nseg*m, nv*vl) row stride ldb   c: (rows, nv*vl) row stride ldc */
+typedef void (*rn_gemm_tn_fn)(int nseg, const ptrdiff_t *soff, int m, const float *a, ptrdiff_t lda, const float *b,
+                              ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast);
+
+/* The dispatch table: micro-kernels for every tile width nv (1..nvmax)
+** and every row count (1..nn_rows[nv] or tn_rows[nv]). */
+typedef struct {
+    rn_cpu_level level;
+    const char *name; /* "avx512", "avx2" or "generic" */
+    int vl;           /* floats per vector */
+    int nvmax;        /* widest tile in vectors */
+    int nn_rows[RN_NV_MAX + 1], tn_rows[RN_NV_MAX + 1];
+    rn_gemm_nn_fn nn[RN_NV_MAX + 1][RN_ROWS_MAX + 1]; /* [nv][rows] */
+    rn_gemm_tn_fn tn[RN_NV_MAX + 1][RN_ROWS_MAX + 1];
+} rn_dispatch;
+
+/* The table for this CPU (filled on first use, thread-safely). */
+const rn_dispatch *rn_cpu_dispatch(void);
+
+/* Fill d with one instruction set's micro-kernels. */
+void rn_gemm_fill_avx512(rn_dispatch *d);
+void rn_gemm_fill_avx2(rn_dispatch *d);
+void rn_gemm_fill_generic(rn_dispatch *d);
+
+#endif

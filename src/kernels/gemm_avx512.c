@@ -1,0 +1,157 @@
+/*
+** AVX-512 GEMM micro-kernels for the convolution (interface in cpu.h).
+**
+** nn tile: `rows` x nv zmm accumulators (up to 6x4, 8x3, 12x2, 12x1, so
+** that with the nv loaded B vectors at most 28 of the 32 zmm registers
+** hold state). Per step of the reduction: nv vector loads of B and `rows`
+** broadcasts of A (folded into the FMAs), rows*nv FMAs.
+** tn tile: the same register block with the roles turned: per row i of
+** the reduction, nv vector loads of B and `rows` broadcasts of A.
+** The last vector of a tile is loaded and stored under a mask, so any
+** column count works without a scalar tail.
+**
+** Functions carry target attributes so that the rest of the build stays
+** portable; the dispatcher only installs them on CPUs with AVX-512.
+*/
+#include "cpu.h"
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+
+#define RN_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define RN_INLINE __attribute__((always_inline)) inline
+
+/* The tile's registers are named variables, z<r>_<v> for row r and vector
+** v, written out by these lists; with the shape a compile-time constant the
+** compiler keeps exactly the live ones in registers (an array of __m512
+** would be kept in memory). */
+#define RLIST(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define VLIST(X, r) X(r, 0) X(r, 1) X(r, 2) X(r, 3)
+#define MASK(v) ((v) == NV - 1 ? ml : (__mmask16)0xFFFF)
+#define DECL_RV(r, v) __m512 z##r##_##v = _mm512_setzero_ps();
+#define DECL_R(r) VLIST(DECL_RV, r)
+#define INIT_RV(r, v)                                                                                                  \
+    if (r < RW && v < NV) {                                                                                            \
+        if (acc)                                                                                                       \
+            z##r##_##v = _mm512_maskz_loadu_ps(MASK(v), c + r * ldc + 16 * v);                                         \
+        else if (bias)                                                                                                 \
+            z##r##_##v = _mm512_maskz_loadu_ps(MASK(v), bias + 16 * v);                                                \
+    }
+#define INIT_R(r) VLIST(INIT_RV, r)
+#define FMA_RV(r, v)                                                                                                   \
+    if (v < NV)                                                                                                        \
+        z##r##_##v = _mm512_fmadd_ps(av, b##v, z##r##_##v);
+#define NN_FMA_R(r)                                                                                                    \
+    if (r < RW) {                                                                                                      \
+        __m512 av = _mm512_set1_ps(as[r * lda + k]);                                                                   \
+        VLIST(FMA_RV, r)                                                                                               \
+    }
+#define TN_FMA_R(r)                                                                                                    \
+    if (r < RW) {                                                                                                      \
+        __m512 av = _mm512_set1_ps(as[i * lda + r]);                                                                   \
+        VLIST(FMA_RV, r)                                                                                               \
+    }
+#define STORE_RV(r, v)                                                                                                 \
+    if (r < RW && v < NV)                                                                                              \
+        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, MASK(v), z##r##_##v);
+#define STORE_R(r) VLIST(STORE_RV, r)
+#define ADD_RV(r, v)                                                                                                   \
+    if (r < RW && v < NV) {                                                                                            \
+        float *p_ = c + r * ldc + 16 * v;                                                                              \
+        _mm512_mask_storeu_ps(p_, MASK(v), _mm512_add_ps(_mm512_maskz_loadu_ps(MASK(v), p_), z##r##_##v));             \
+    }
+#define ADD_R(r) VLIST(ADD_RV, r)
+#define LOADB(v, row) __m512 b##v = v < NV ? _mm512_maskz_loadu_ps(MASK(v), row + 16 * v) : _mm512_setzero_ps();
+
+/* C (rows x nv*16) = [C +] A (rows x kd) B (kd x nv*16) [+ bias], the last
+** vector masked to nlast columns, the reduction in nseg segments (cpu.h).
+** RW and NV are compile-time constants at every call. */
+static RN_INLINE RN_T512 void nn_tile(const int RW, const int NV, int nseg, const ptrdiff_t *soff, int kd,
+                                      const float *restrict a, ptrdiff_t lda, const float *restrict b, ptrdiff_t ldb,
+                                      float *restrict c, ptrdiff_t ldc, int nlast, const float *restrict bias,
+                                      int acc) {
+    const __mmask16 ml = (__mmask16)(0xFFFFu >> (16 - nlast));
+    RLIST(DECL_R)
+    RLIST(INIT_R)
+    for (int s = 0; s < nseg; s++) {
+        const float *as = a + soff[s], *bs = b + (ptrdiff_t)s * kd * ldb;
+        for (int k = 0; k < kd; k++) {
+            const float *brow = bs + k * ldb;
+            LOADB(0, brow) LOADB(1, brow) LOADB(2, brow) LOADB(3, brow) RLIST(NN_FMA_R)
+        }
+    }
+    RLIST(STORE_R)
+}
+
+/* C (RW x nv*16) += A^T B over nseg segments of m rows (cpu.h): A (m x RW),
+** B (m x nv*16), the last vector masked to nlast columns. */
+static RN_INLINE RN_T512 void tn_tile(const int RW, const int NV, int nseg, const ptrdiff_t *soff, int m,
+                                      const float *restrict a, ptrdiff_t lda, const float *restrict b, ptrdiff_t ldb,
+                                      float *restrict c, ptrdiff_t ldc, int nlast) {
+    const __mmask16 ml = (__mmask16)(0xFFFFu >> (16 - nlast));
+    RLIST(DECL_R)
+    for (int s = 0; s < nseg; s++) {
+        const float *as = a + soff[s], *bs = b + (ptrdiff_t)s * m * ldb;
+        for (int i = 0; i < m; i++) {
+            const float *brow = bs + i * ldb;
+            LOADB(0, brow) LOADB(1, brow) LOADB(2, brow) LOADB(3, brow) RLIST(TN_FMA_R)
+        }
+    }
+    RLIST(ADD_R)
+}
+
+/* One function per (rows, nv): nn_<rows>x<nv> and tn_<rows>x<nv>, thin
+** wrappers that fix the tile shape of nn_tile / tn_tile. */
+#define NN_FN(R, V)                                                                                                    \
+    static RN_T512 void nn_##R##x##V(int nseg, const ptrdiff_t *soff, int kd, const float *a, ptrdiff_t lda,           \
+                                     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast,                \
+                                     const float *bias, int acc) {                                                     \
+        nn_tile(R, V, nseg, soff, kd, a, lda, b, ldb, c, ldc, nlast, bias, acc);                                       \
+    }
+#define TN_FN(R, V)                                                                                                    \
+    static RN_T512 void tn_##R##x##V(int nseg, const ptrdiff_t *soff, int m, const float *a, ptrdiff_t lda,            \
+                                     const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast) {              \
+        tn_tile(R, V, nseg, soff, m, a, lda, b, ldb, c, ldc, nlast);                                                   \
+    }
+#define SET_NN(R, V) d->nn[V][R] = nn_##R##x##V;
+#define SET_TN(R, V) d->tn[V][R] = tn_##R##x##V;
+#define ROWS6(M, V) M(1, V) M(2, V) M(3, V) M(4, V) M(5, V) M(6, V)
+#define ROWS8(M, V) ROWS6(M, V) M(7, V) M(8, V)
+#define ROWS12(M, V) ROWS8(M, V) M(9, V) M(10, V) M(11, V) M(12, V)
+
+ROWS6(NN_FN, 4)
+ROWS8(NN_FN, 3)
+ROWS12(NN_FN, 2)
+ROWS12(NN_FN, 1)
+ROWS6(TN_FN, 4)
+ROWS8(TN_FN, 3)
+ROWS12(TN_FN, 2)
+ROWS12(TN_FN, 1)
+
+/* Installs the AVX-512 micro-kernels: 16 floats per vector, tiles up to
+** four vectors (64 output channels) wide. */
+void rn_gemm_fill_avx512(rn_dispatch *d) {
+    d->level = RN_CPU_AVX512;
+    d->name = "avx512";
+    d->vl = 16;
+    d->nvmax = 4;
+    d->nn_rows[4] = d->tn_rows[4] = 6;
+    d->nn_rows[3] = d->tn_rows[3] = 8;
+    d->nn_rows[2] = d->tn_rows[2] = 12;
+    d->nn_rows[1] = d->tn_rows[1] = 12;
+    ROWS6(SET_NN, 4);
+    ROWS8(SET_NN, 3);
+    ROWS12(SET_NN, 2);
+    ROWS12(SET_NN, 1);
+    ROWS6(SET_TN, 4);
+    ROWS8(SET_TN, 3);
+    ROWS12(SET_TN, 2);
+    ROWS12(SET_TN, 1);
+}
+
+#else
+
+/* Not an x86 compiler: the portable kernels stand in. */
+void rn_gemm_fill_avx512(rn_dispatch *d) { rn_gemm_fill_generic(d); }
+
+#endif
