@@ -20,7 +20,7 @@ LIB_SRC := $(wildcard src/core/*.c src/kernels/*.c src/model/*.c src/io/*.c src/
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-TESTS   := test_kernels test_safetensors test_model parity_driver test_report test_data test_augment
+TESTS   := test_kernels test_safetensors test_model parity_driver optim_driver test_report test_augment test_data
 
 .SECONDARY:
 
@@ -43,6 +43,9 @@ $(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/libresnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/parity_driver: $(BUILD)/obj/tests/parity_driver.o $(BUILD)/libresnet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/optim_driver: $(BUILD)/obj/tests/optim_driver.o $(BUILD)/libresnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Every suite: the optimized build with the PyTorch parity tests, then the

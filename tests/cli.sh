@@ -41,5 +41,52 @@ expect_usage_error "NaN bn eps" "finite number" init --arch resnet20 --bn-eps na
 msg=$("$B" forward --model /nonexistent.safetensors --input x --output y 2>&1)
 [ $? = 1 ] && echo "$msg" | grep -q "/nonexistent.safetensors" && ok || bad "forward names a missing model file"
 
+# resnet bench: usage, bad arguments, and tiny real runs whose JSON must parse
+# with positive rates (a check of the plumbing, not of the speed).
+"$B" bench --help | grep -q "usage: resnet bench" && ok || bad "bench --help"
+expect_usage_error "bench batch 0" "bs.*\[1, 65536\]" bench --bs 0
+expect_usage_error "bench bad mode" "mode must be train or infer" bench --mode foo
+expect_usage_error "bench unknown arch" "unknown architecture" bench --arch resnet19
+expect_usage_error "bench bad steps" "steps.*\[1, 1000000\]" bench --steps 0
+# bench_json MODE: the tiny run's JSON line checked by Python; prints "ok" or why not.
+bench_json() {
+    "$B" bench --arch resnet20 --bs 2 --size 8 --in-channels 1 --steps 1 --warmup 0 --json --mode "$1" | /usr/bin/python3 -c '
+import json, math, sys
+lines = sys.stdin.read().strip().splitlines()
+r = json.loads(lines[-1]) if len(lines) == 1 else {}
+good = (r.get("images_per_s", 0) > 0 and r.get("gflops", 0) > 0 and r.get("arch") == "resnet20" and r.get("batch") == 2
+        and r.get("in_channels") == 1 and r.get("mode") == sys.argv[1] and r.get("peak_rss_mib", 0) > 0
+        and r.get("macs_per_image", 0) > 0 and (sys.argv[1] == "infer" or math.isfinite(r.get("loss") or math.nan)))
+print("ok" if good else "bad: %r" % lines)' "$1"
+}
+for mode in train infer; do
+    out=$(bench_json $mode 2>&1)
+    [ "$out" = ok ] && ok || bad "bench tiny $mode run: $out"
+done
+out=$("$B" bench --peak --threads 1 --json)
+echo "$out" | /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); sys.exit(not (r["peak_gflops"] > 0 and r["threads"] == 1))' \
+    && ok || bad "bench --peak: $out"
+
+# train, lr-find, eval, predict: usage and argument checks (training itself: tests/train.sh)
+for cmd in train lr-find eval predict; do
+    "$B" "$cmd" --help | grep -q "usage: resnet $cmd" && ok || bad "$cmd --help"
+done
+expect_usage_error "train batch 0" "bs.*\[1, " train --bs 0
+expect_usage_error "train zero epochs" "epochs.*\[1, " train --epochs 0
+expect_usage_error "train NaN lr" "lr.*finite number" train --lr nan
+expect_usage_error "train negative lr" "lr.*finite number" train --lr -1
+expect_usage_error "train unknown optimizer" "adamw, adam or sgd" train --opt rmsprop
+expect_usage_error "train unknown schedule" "onecycle, cosine, step or constant" train --sched linear
+expect_usage_error "train bad milestones" "milestones" train --sched step --milestones 3,x
+expect_usage_error "train unknown arch" "known: resnet18" train --arch resnet19
+expect_usage_error "train lr-find option" "unknown option '--iters'" train --iters 5
+expect_usage_error "lr-find train option" "unknown option '--out'" lr-find --out x
+expect_usage_error "eval without model" "model is required" eval
+expect_usage_error "predict without images" "at least one image" predict --model x.safetensors
+msg=$("$B" train --data /nonexistent/dir --epochs 1 2>&1 >/dev/null)
+[ $? = 1 ] && echo "$msg" | grep -q "/nonexistent/dir" && ok || bad "train on a missing folder names it: $msg"
+msg=$("$B" predict --model /nonexistent.safetensors x.jpg 2>&1 >/dev/null)
+[ $? = 1 ] && echo "$msg" | grep -q "/nonexistent.safetensors" && ok || bad "predict names a missing model: $msg"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

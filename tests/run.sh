@@ -7,6 +7,8 @@
 BUILD=${1:-build}
 PY=/usr/bin/python3
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# fontconfig (loaded by cairo for text) keeps a few hundred bytes until exit
+export LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
 total_pass=0 total_fail=0 status=0
 
 # run NAME CMD...: runs one suite, adds its "N passed, M failed" line to the totals.
@@ -29,6 +31,8 @@ run() {
 }
 
 run kernels "$BUILD/test_kernels"
+run kernels-avx2 env RN_CPU=avx2 "$BUILD/test_kernels"
+run kernels-generic env RN_CPU=generic "$BUILD/test_kernels"
 run safetensors "$BUILD/test_safetensors"
 run model "$BUILD/test_model"
 run augment "$BUILD/test_augment"
@@ -38,6 +42,10 @@ run cli tests/cli.sh "$BUILD"
 if [ "$BUILD" = build ]; then
     run interop "$PY" tests/interop.py "$BUILD"
     run parity "$PY" tests/parity.py "$BUILD"
+    run optim "$PY" tests/optim.py "$BUILD"
+    run train tests/train.sh "$BUILD"
+else
+    run train-quick tests/train.sh "$BUILD" quick
 fi
 echo "tests: $total_pass passed, $total_fail failed"
 exit $status

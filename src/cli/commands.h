@@ -11,5 +11,10 @@
 int rn_cmd_summary(int argc, char **argv);
 int rn_cmd_init(int argc, char **argv);
 int rn_cmd_forward(int argc, char **argv);
+int rn_cmd_bench(int argc, char **argv);
+int rn_cmd_train(int argc, char **argv);
+int rn_cmd_lr_find(int argc, char **argv);
+int rn_cmd_eval(int argc, char **argv);
+int rn_cmd_predict(int argc, char **argv);
 
 #endif

@@ -14,9 +14,14 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"train", rn_cmd_train, "train a network on a dataset (fastai-style one-cycle, checkpoints, resume)"},
+    {"lr-find", rn_cmd_lr_find, "sweep the learning rate and suggest one (fastai's lr_find)"},
+    {"eval", rn_cmd_eval, "loss, accuracy, per-class accuracy and confusion of a model on a dataset"},
+    {"predict", rn_cmd_predict, "classify image files with a model"},
     {"summary", rn_cmd_summary, "print the layers, parameter and MAC counts of an architecture"},
     {"init", rn_cmd_init, "write a freshly initialized model file"},
     {"forward", rn_cmd_forward, "run a model on a tensor file and write the logits"},
+    {"bench", rn_cmd_bench, "time training steps or inference, and the machine's fp32 peak"},
 };
 
 /* Prints the top-level usage. */

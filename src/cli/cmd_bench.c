@@ -1,0 +1,395 @@
+/*
+** resnet bench: how fast is a training step or an inference pass, and how
+** close is that to what the machine can do.
+**
+**   resnet bench --arch A --bs B --size S --mode train|infer [--json] ...
+**       builds the model with a seed, makes a synthetic batch and labels,
+**       runs W warm-up steps and N timed ones (train: rn_model_train_step
+**       then rn_sgd_step, as a training loop does; infer: rn_model_forward
+**       in eval mode) and reports images/s, ms/step, GFLOP/s from the
+**       model's own MAC count, the fraction of the measured peak and the
+**       peak RSS.
+**   resnet bench --peak [--threads T]
+**       the fp32 peak of the machine: independent chains of AVX-512 (or
+**       AVX2) fused multiply-adds on every thread.
+**
+** bench/compare runs this side by side with PyTorch; BENCHMARKS.md has the
+** figures. Exit codes: 0 success, 1 failure while running, 2 bad usage.
+**
+** HOOK (data loader): when src/data/loader.h offers rn_loader_bench(), add
+** `resnet bench --loader fashion-mnist|jpeg:DIR` here (images/s of decode +
+** augment + batch on --threads workers, no model) and a row for it in
+** bench/compare (see loader_rows() there).
+*/
+#include "cli/commands.h"
+#include "cli/args.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+/* What one timed run measured. */
+typedef struct {
+    double med_s, mean_s; /* seconds per step: median and mean of the timed steps */
+    double loss;          /* last training loss (NAN at inference) */
+} bench_times;
+
+/* The options of one benchmark run, after checking. */
+typedef struct {
+    int n, h, w, train, steps, warmup, threads, json;
+    long seed;
+    double peak; /* GFLOP/s to compare with; 0 = measure it */
+} bench_cfg;
+
+/* Seconds on the monotonic clock, for timing steps. */
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Peak resident set size of this process so far, in MiB (Linux: KiB units). */
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return 0.0;
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* Orders doubles for qsort, to take medians. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of t[0..n-1] (sorts t in place). */
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* ---- the fp32 peak ------------------------------------------------------ */
+
+/* iters x 16 chains of 16-lane FMAs; returns a sum so nothing is optimized
+** away. 16 chains cover 2 FMA pipes x 4 cycles of latency with room to spare. */
+__attribute__((target("avx512f,fma"))) static float fma_chains_avx512(long iters) {
+    __m512 a = _mm512_set1_ps(0.9999999f), b = _mm512_set1_ps(1e-7f);
+    __m512 c[16];
+    for (int j = 0; j < 16; j++) c[j] = _mm512_set1_ps(0.01f * (float)j);
+    for (long i = 0; i < iters; i++) {
+        c[0] = _mm512_fmadd_ps(c[0], a, b), c[1] = _mm512_fmadd_ps(c[1], a, b);
+        c[2] = _mm512_fmadd_ps(c[2], a, b), c[3] = _mm512_fmadd_ps(c[3], a, b);
+        c[4] = _mm512_fmadd_ps(c[4], a, b), c[5] = _mm512_fmadd_ps(c[5], a, b);
+        c[6] = _mm512_fmadd_ps(c[6], a, b), c[7] = _mm512_fmadd_ps(c[7], a, b);
+        c[8] = _mm512_fmadd_ps(c[8], a, b), c[9] = _mm512_fmadd_ps(c[9], a, b);
+        c[10] = _mm512_fmadd_ps(c[10], a, b), c[11] = _mm512_fmadd_ps(c[11], a, b);
+        c[12] = _mm512_fmadd_ps(c[12], a, b), c[13] = _mm512_fmadd_ps(c[13], a, b);
+        c[14] = _mm512_fmadd_ps(c[14], a, b), c[15] = _mm512_fmadd_ps(c[15], a, b);
+    }
+    for (int j = 1; j < 16; j++) c[0] = _mm512_add_ps(c[0], c[j]);
+    return _mm512_reduce_add_ps(c[0]);
+}
+
+/* The AVX2 twin: iters x 12 chains of 8-lane FMAs (16 ymm registers). */
+__attribute__((target("avx2,fma"))) static float fma_chains_avx2(long iters) {
+    __m256 a = _mm256_set1_ps(0.9999999f), b = _mm256_set1_ps(1e-7f);
+    __m256 c[12];
+    for (int j = 0; j < 12; j++) c[j] = _mm256_set1_ps(0.01f * (float)j);
+    for (long i = 0; i < iters; i++) {
+        c[0] = _mm256_fmadd_ps(c[0], a, b), c[1] = _mm256_fmadd_ps(c[1], a, b);
+        c[2] = _mm256_fmadd_ps(c[2], a, b), c[3] = _mm256_fmadd_ps(c[3], a, b);
+        c[4] = _mm256_fmadd_ps(c[4], a, b), c[5] = _mm256_fmadd_ps(c[5], a, b);
+        c[6] = _mm256_fmadd_ps(c[6], a, b), c[7] = _mm256_fmadd_ps(c[7], a, b);
+        c[8] = _mm256_fmadd_ps(c[8], a, b), c[9] = _mm256_fmadd_ps(c[9], a, b);
+        c[10] = _mm256_fmadd_ps(c[10], a, b), c[11] = _mm256_fmadd_ps(c[11], a, b);
+    }
+    float s[8];
+    for (int j = 1; j < 12; j++) c[0] = _mm256_add_ps(c[0], c[j]);
+    _mm256_storeu_ps(s, c[0]);
+    return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
+}
+
+/* Which FMA loop this CPU can run: 512, 256 or 0 (none: no peak). */
+static int simd_width(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) return 512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 256;
+    return 0;
+}
+
+/* Runs the FMA loop on `threads` threads at once; returns the wall time.
+** *sink receives the results so the loops are not optimized away. */
+static double fma_round(int width, long iters, int threads, float *sink) {
+    float s = 0.0f;
+    double t0 = now_s();
+#pragma omp parallel num_threads(threads) reduction(+ : s)
+    s += width == 512 ? fma_chains_avx512(iters) : fma_chains_avx2(iters);
+    double t = now_s() - t0;
+    *sink += s;
+    return t;
+}
+
+/* Measures the fp32 peak in GFLOP/s on `threads` threads: sizes the loop
+** to about 0.1 s, then keeps the best of `reps` rounds (the least disturbed
+** by other processes). Returns 0 when the CPU has neither AVX-512 nor AVX2. */
+static double measure_peak(int threads, int reps, int *width_out) {
+    int width = simd_width();
+    *width_out = width;
+    if (!width) return 0.0;
+    float sink = 0.0f;
+    long iters = 1 << 16;
+    while (fma_round(width, iters, threads, &sink) < 0.05 && iters < (1L << 40)) iters *= 2;
+    double flops = (double)iters * threads * (width == 512 ? 16 * 16 : 12 * 8) * 2.0, best = 0.0;
+    for (int r = 0; r < reps; r++) {
+        double g = flops / fma_round(width, iters, threads, &sink) * 1e-9;
+        if (g > best) best = g;
+    }
+    return isfinite(sink) ? best : 0.0;
+}
+
+/* The name of an FMA loop width, for reports. */
+static const char *isa_name(int width) {
+    return width == 512 ? "avx512" : width == 256 ? "avx2" : "none";
+}
+
+/* resnet bench --peak: prints the measured peak. */
+static int run_peak(int threads, int json) {
+    int width;
+    double g = measure_peak(threads, 7, &width);
+    const char *isa = isa_name(width);
+    if (json)
+        printf("{\"peak_gflops\": %.1f, \"threads\": %d, \"isa\": \"%s\"}\n", g, threads, isa);
+    else if (width)
+        printf("peak: %.1f GFLOP/s fp32 on %d threads (%s FMA loop)\n", g, threads, isa);
+    else
+        printf("peak: unknown (this CPU has neither AVX-512 nor AVX2 with FMA)\n");
+    return 0;
+}
+
+/* ---- model steps ---------------------------------------------------------- */
+
+/* Fills x (len floats) with seeded uniform [-1, 1) values and labels (n)
+** with seeded classes, the synthetic batch every step reuses. */
+static void synth_batch(float *x, size_t len, int *labels, int n, int classes, uint64_t seed) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 88172645463325252ull;
+    for (size_t i = 0; i < len; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        x[i] = (float)((s >> 40) * (2.0 / 16777216.0) - 1.0);
+    }
+    for (int i = 0; i < n; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        labels[i] = (int)((s >> 33) % (uint64_t)classes);
+    }
+}
+
+/* One step as a training loop does it (forward, loss, backward, SGD with
+** momentum 0.9), or one eval-mode forward pass. */
+static rn_status one_step(rn_model *m, rn_sgd *opt, const bench_cfg *c, const float *x, const int *labels,
+                          float *logits, double *loss, rn_error *err) {
+    if (!c->train) return rn_model_forward(m, x, c->n, c->h, c->w, 0, logits, err);
+    static const rn_sgd_config sgd = {0.01f, 0.9f, 5e-4f, 0};
+    rn_status st = rn_model_train_step(m, x, labels, c->n, c->h, c->w, 0.0f, logits, loss, err);
+    if (!st) rn_sgd_step(opt, &sgd, rn_model_params(m), rn_model_grads(m), rn_model_param_count(m));
+    return st;
+}
+
+/* Runs the warm-up and timed steps, filling *t; step times go to times[]. */
+static rn_status time_steps(rn_model *m, rn_sgd *opt, const bench_cfg *c, const float *x, const int *labels,
+                            float *logits, double *times, bench_times *t, rn_error *err) {
+    double loss = NAN, total = 0.0;
+    for (int i = 0; i < c->warmup + c->steps; i++) {
+        double t0 = now_s();
+        rn_status st = one_step(m, opt, c, x, labels, logits, &loss, err);
+        if (st) return st;
+        if (i >= c->warmup) times[i - c->warmup] = now_s() - t0, total += times[i - c->warmup];
+    }
+    t->mean_s = total / c->steps;
+    t->med_s = median(times, c->steps);
+    t->loss = c->train ? loss : NAN;
+    return RN_OK;
+}
+
+/* Allocates the batch, labels, logits, step times and (training) the
+** optimizer, then times the steps. Returns 0, or 1 after printing an error. */
+static int bench_model(rn_model *m, const bench_cfg *c, bench_times *t) {
+    const rn_spec *sp = rn_model_spec(m);
+    size_t len = (size_t)c->n * c->h * c->w * sp->in_channels;
+    float *x = malloc(len * sizeof *x), *logits = malloc((size_t)c->n * sp->classes * sizeof *logits);
+    int *labels = malloc((size_t)c->n * sizeof *labels);
+    double *times = malloc((size_t)c->steps * sizeof *times);
+    rn_sgd *opt = NULL;
+    rn_error err;
+    int rc = 1;
+    if (!x || !logits || !labels || !times) rn_cli_error("bench: out of memory for a batch of %d", c->n);
+    else if (c->train && rn_sgd_create(rn_model_param_count(m), &opt, &err)) rn_cli_error("%s", err.msg);
+    else {
+        synth_batch(x, len, labels, c->n, sp->classes, (uint64_t)c->seed);
+        if (time_steps(m, opt, c, x, labels, logits, times, t, &err)) rn_cli_error("%s", err.msg);
+        else rc = 0;
+    }
+    rn_sgd_free(opt);
+    free(x), free(logits), free(labels), free(times);
+    return rc;
+}
+
+/* Formats v with %.*f into buf, or "null" when v is not a number (JSON). */
+static const char *json_num(char *buf, size_t cap, double v, int digits) {
+    if (isfinite(v)) snprintf(buf, cap, "%.*f", digits, v);
+    else snprintf(buf, cap, "null");
+    return buf;
+}
+
+/* The figures derived from the step times, shared by both reports. */
+typedef struct {
+    double macs, flops, gflops, frac, ips, ips_mean, rss;
+} bench_figures;
+
+/* Derives images/s, GFLOP/s (2 FLOPs per MAC; training counts 3x forward:
+** backward computes both data and weight gradients), the fraction of the
+** peak and the peak RSS. */
+static bench_figures figures(const rn_model *m, const bench_cfg *c, const bench_times *t) {
+    bench_figures f;
+    f.macs = (double)rn_model_macs(m, c->h, c->w);
+    f.flops = 2.0 * f.macs * c->n * (c->train ? 3.0 : 1.0);
+    f.gflops = f.flops / t->med_s * 1e-9;
+    f.frac = c->peak > 0 ? f.gflops / c->peak : NAN;
+    f.ips = c->n / t->med_s, f.ips_mean = c->n / t->mean_s;
+    f.rss = peak_rss_mib();
+    return f;
+}
+
+/* Prints the results as one JSON object line, for scripts. */
+static void report_json(const rn_model *m, const bench_cfg *c, const bench_times *t, const char *isa) {
+    const rn_spec *sp = rn_model_spec(m);
+    bench_figures f = figures(m, c, t);
+    char frac[32], loss[32];
+    printf("{\"arch\": \"%s\", \"mode\": \"%s\", \"batch\": %d, \"height\": %d, \"width\": %d, "
+           "\"in_channels\": %d, \"classes\": %d, \"threads\": %d, \"steps\": %d, \"warmup\": %d, "
+           "\"images_per_s\": %.3f, \"images_per_s_mean\": %.3f, \"ms_per_step\": %.3f, "
+           "\"ms_per_step_mean\": %.3f, \"gflops\": %.2f, \"peak_gflops\": %.1f, \"peak_fraction\": %s, "
+           "\"macs_per_image\": %.0f, \"params\": %zu, \"peak_rss_mib\": %.1f, \"loss\": %s, \"isa\": \"%s\"}\n",
+           sp->arch, c->train ? "train" : "infer", c->n, c->h, c->w, sp->in_channels, sp->classes, c->threads,
+           c->steps, c->warmup, f.ips, f.ips_mean, 1e3 * t->med_s, 1e3 * t->mean_s, f.gflops, c->peak,
+           json_num(frac, sizeof frac, f.frac, 4), f.macs, rn_model_param_count(m), f.rss,
+           json_num(loss, sizeof loss, t->loss, 5), isa);
+}
+
+/* Prints the results as text, one figure a line. */
+static void report_text(const rn_model *m, const bench_cfg *c, const bench_times *t, const char *isa) {
+    const rn_spec *sp = rn_model_spec(m);
+    bench_figures f = figures(m, c, t);
+    printf("%s %s, batch %d, %dx%dx%d, %d threads, %d steps after %d warm-up\n", sp->arch,
+           c->train ? "train" : "infer", c->n, c->h, c->w, sp->in_channels, c->threads, c->steps, c->warmup);
+    printf("  images/s   %.2f median, %.2f mean\n", f.ips, f.ips_mean);
+    printf("  ms/step    %.2f median, %.2f mean\n", 1e3 * t->med_s, 1e3 * t->mean_s);
+    printf("  GFLOP/s    %.1f (%.3f GFLOP/step: 2 x %.0f MACs/image%s)\n", f.gflops, f.flops * 1e-9, f.macs,
+           c->train ? " x 3 for training" : "");
+    if (c->peak > 0) printf("  peak       %.1f GFLOP/s fp32 (%s): %.1f%% of it\n", c->peak, isa, 100.0 * f.frac);
+    printf("  peak RSS   %.1f MiB\n", f.rss);
+    if (c->train) printf("  loss       %.5f (last step)\n", t->loss);
+}
+
+/* Usage text of resnet bench. */
+static void usage(void) {
+    printf("usage: resnet bench [--mode train|infer] [--arch NAME | custom options] [--bs B] [--size H[xW]]\n"
+           "                    [--threads T] [--steps N] [--warmup W] [--seed S] [--peak-gflops G] [--json]\n"
+           "       resnet bench --peak [--threads T] [--json]\n\n"
+           "Times W warm-up and N measured steps on a synthetic batch: a training step\n"
+           "(forward, cross-entropy, backward, SGD momentum 0.9) or an eval-mode forward\n"
+           "pass. Prints images/s (median step and mean), ms/step, GFLOP/s from the\n"
+           "model's MAC count (2 FLOPs per MAC, training 3x forward), the fraction of\n"
+           "the measured fp32 peak and the peak RSS. --peak measures only the peak\n"
+           "(AVX-512 or AVX2 FMA loop on every thread).\n\n" RN_ARCH_HELP
+           "  --mode MODE          train or infer (default train)\n"
+           "  --bs B               batch size (default 32)\n"
+           "  --size H[xW]         input size (default 224, CIFAR nets 32)\n"
+           "  --threads T          OpenMP threads (default: OMP_NUM_THREADS or all cores)\n"
+           "  --steps N            timed steps (default 10)\n"
+           "  --warmup W           untimed steps first (default 2)\n"
+           "  --seed S             seed of the weights and the batch (default 0)\n"
+           "  --peak-gflops G      peak to compare with instead of measuring it (0: none)\n"
+           "  --json               one JSON object line instead of text\n"
+           "  --peak               measure the fp32 peak only\n");
+}
+
+/* Options of resnet bench as text, before conversion. */
+typedef struct {
+    rn_arch_args a;
+    const char *bs, *size, *mode, *threads, *steps, *warmup, *seed, *peak_gflops;
+    int json, peak;
+} bench_args;
+
+/* Converts and checks the options into *c (the size needs the model's stem,
+** so it is set later). Returns 0, or -1 after printing an error. */
+static int check_args(const bench_args *b, bench_cfg *c) {
+    long n = 32, steps = 10, warmup = 2, threads = omp_get_max_threads();
+    double peak = -1.0;
+    if (rn_args_int("bs", b->bs, 1, 65536, &n) || rn_args_int("steps", b->steps, 1, 1000000, &steps) ||
+        rn_args_int("warmup", b->warmup, 0, 1000000, &warmup) ||
+        rn_args_int("threads", b->threads, 1, 4096, &threads) ||
+        rn_args_int("seed", b->seed, 0, 0x7fffffffffffffffL, &c->seed) ||
+        rn_args_float("peak-gflops", b->peak_gflops, 0.0, 1e9, &peak))
+        return -1;
+    if (b->mode && strcmp(b->mode, "train") && strcmp(b->mode, "infer")) {
+        rn_cli_error("bench: --mode must be train or infer, not '%s'", b->mode);
+        return -1;
+    }
+    c->n = (int)n, c->steps = (int)steps, c->warmup = (int)warmup, c->threads = (int)threads;
+    c->train = !b->mode || !strcmp(b->mode, "train");
+    c->json = b->json, c->peak = peak;
+    return 0;
+}
+
+/* Builds the model the options describe, initialized from the seed. */
+static rn_model *bench_make_model(const bench_args *b, const bench_cfg *c) {
+    rn_spec spec;
+    rn_model *m;
+    rn_error err;
+    if (rn_arch_spec(&b->a, &spec)) return NULL;
+    if (rn_model_create(&spec, &m, &err)) {
+        rn_cli_error("%s", err.msg);
+        return NULL;
+    }
+    rn_model_init(m, (uint64_t)c->seed, 0);
+    return m;
+}
+
+/* resnet bench: see the top of this file. */
+int rn_cmd_bench(int argc, char **argv) {
+    bench_args b = {0};
+    bench_cfg c = {0};
+    rn_opt opts[] = {RN_ARCH_OPTS(b.a), {"bs", &b.bs, 0}, {"size", &b.size, 0}, {"mode", &b.mode, 0},
+                     {"threads", &b.threads, 0}, {"steps", &b.steps, 0}, {"warmup", &b.warmup, 0},
+                     {"seed", &b.seed, 0}, {"peak-gflops", &b.peak_gflops, 0}, {"json", 0, &b.json},
+                     {"peak", 0, &b.peak}, {0}};
+    int r = rn_args_parse("bench", argc, argv, opts);
+    if (r) {
+        if (r > 0) usage();
+        return r > 0 ? 0 : 2;
+    }
+    if (check_args(&b, &c)) return 2;
+    omp_set_num_threads(c.threads);
+    if (b.peak) return run_peak(c.threads, c.json);
+    rn_model *m = bench_make_model(&b, &c);
+    if (!m) return 2;
+    c.h = c.w = rn_model_spec(m)->stem == RN_STEM_CIFAR ? 32 : 224;
+    if (rn_args_size("size", b.size, &c.h, &c.w)) return rn_model_free(m), 2;
+    if (!rn_model_macs(m, c.h, c.w)) {
+        rn_cli_error("bench: --size %dx%d is too small for %s", c.h, c.w, rn_model_spec(m)->arch);
+        return rn_model_free(m), 2;
+    }
+    int width = 0;
+    if (c.peak < 0) c.peak = measure_peak(c.threads, 3, &width);
+    else width = simd_width();
+    const char *isa = isa_name(width);
+    bench_times t;
+    int rc = bench_model(m, &c, &t);
+    if (!rc && c.json) report_json(m, &c, &t, isa);
+    else if (!rc) report_text(m, &c, &t, isa);
+    rn_model_free(m);
+    return rc;
+}

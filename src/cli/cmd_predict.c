@@ -1,0 +1,148 @@
+/*
+** `resnet predict`: class names and probabilities for image files, with the
+** model's own preprocessing (input size, channels, mean/std and resize
+** from its metadata). `--show DIR` also draws each image with its top-k.
+*/
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/session.h"
+#include "model/model.h"
+#include "train/plot.h"
+
+static const char *usage_text =
+    "usage: resnet predict --model M.safetensors [options] IMAGE...\n"
+    "\n"
+    "Prints the top-k classes and probabilities of each JPEG or PNG image.\n"
+    "\n"
+    "  --model FILE     the model (its metadata gives input size and normalization)\n"
+    "  --topk K         classes to show per image (default 5)\n"
+    "  --show DIR       also write DIR/<n>.png: the image with its top-k beside it\n"
+    "  --threads T      compute threads (default: all cores)\n";
+
+/* Softmax of k logits into p, in double. */
+static void softmax(const float *z, int k, double *p) {
+    double mx = z[0], sum = 0;
+    for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+    for (int j = 0; j < k; j++) sum += p[j] = exp(z[j] - mx);
+    for (int j = 0; j < k; j++) p[j] /= sum;
+}
+
+/* Fills idx with the k indices of the largest p, largest first. */
+static void top_indices(const double *p, int n, int k, int *idx) {
+    for (int i = 0; i < k; i++) {
+        int best = -1;
+        for (int j = 0; j < n; j++) {
+            int used = 0;
+            for (int q = 0; q < i; q++) used |= idx[q] == j;
+            if (!used && (best < 0 || p[j] > p[best])) best = j;
+        }
+        idx[i] = best;
+    }
+}
+
+/* Classifies one image file and prints its top-k; returns 0 or -1. */
+static int predict_one(rn_model *m, const rn_augment *aug, const char *path, int topk, const char *show, int index,
+                       float *x, float *logits, double *p) {
+    rn_image im;
+    rn_error err;
+    int k = m->spec.classes, idx[64];
+    if (rn_image_decode_file(path, aug->eval_resize ? aug->eval_resize : (aug->out_h < aug->out_w ? aug->out_h : aug->out_w),
+                             &im, &err)) {
+        rn_cli_error("%s", err.msg);
+        return -1;
+    }
+    rn_augment_sample(aug, &im, 0, 0, x);
+    int st = rn_model_forward(m, x, 1, aug->out_h, aug->out_w, 0, logits, &err);
+    if (!st) {
+        softmax(logits, k, p);
+        top_indices(p, k, topk, idx);
+        printf("%s\n", path);
+        for (int i = 0; i < topk; i++)
+            printf("  %-28s %.4f\n", m->class_names ? m->class_names[idx[i]] : "?", p[idx[i]]);
+    }
+    if (!st && show) {
+        char out[4096];
+        const char *names[64];
+        double probs[64];
+        for (int i = 0; i < topk; i++) names[i] = m->class_names ? m->class_names[idx[i]] : "?", probs[i] = p[idx[i]];
+        snprintf(out, sizeof out, "%s/%d.png", show, index);
+        st = rn_plot_prediction(out, im.px, im.h, im.w, names, probs, topk, &err);
+    }
+    rn_image_free(&im);
+    if (st) rn_cli_error("%s", err.msg);
+    return st ? -1 : 0;
+}
+
+/* Splits argv into options and image paths (images are the non-option words). */
+static void split_args(int argc, char **argv, char **opt_argv, int *opt_argc, char **images, int *nimages) {
+    static const char *valued[] = {"--model", "--topk", "--show", "--threads"};
+    *opt_argc = 1, *nimages = 0;
+    opt_argv[0] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) && strcmp(argv[i], "-h")) {
+            images[(*nimages)++] = argv[i];
+            continue;
+        }
+        opt_argv[(*opt_argc)++] = argv[i];
+        for (size_t v = 0; v < 4 && i + 1 < argc; v++)
+            if (!strcmp(argv[i], valued[v])) opt_argv[(*opt_argc)++] = argv[++i];
+    }
+}
+
+/* Opens the model and classifies every image; a failing image is reported
+** and the others still run. Returns the exit code. */
+static int predict_all(const char *model, char **images, int ni, long topk, const char *show) {
+    rn_model *m = NULL;
+    rn_error err;
+    if (rn_model_open(model, &m, &err)) {
+        rn_cli_error("%s", err.msg);
+        return 1;
+    }
+    rn_augment aug;
+    rn_session_model_augment(m, &aug);
+    int k = m->spec.classes, failed = 0;
+    if (topk > k) topk = k;
+    float *x = malloc((size_t)aug.out_h * aug.out_w * aug.out_c * sizeof(float));
+    float *logits = malloc((size_t)k * sizeof(float));
+    double *p = malloc((size_t)k * sizeof(double));
+    if (!x || !logits || !p) {
+        rn_cli_error("out of memory");
+        failed = 1;
+    }
+    for (int i = 0; x && logits && p && i < ni; i++)
+        failed |= predict_one(m, &aug, images[i], (int)topk, show, i, x, logits, p) != 0;
+    free(x), free(logits), free(p);
+    rn_model_free(m);
+    return failed ? 1 : 0;
+}
+
+/* `resnet predict`: see usage_text. */
+int rn_cmd_predict(int argc, char **argv) {
+    const char *model = NULL, *topk_s = NULL, *show = NULL, *threads = NULL;
+    const rn_opt opts[] = {{"model", &model, 0}, {"topk", &topk_s, 0}, {"show", &show, 0}, {"threads", &threads, 0}, {0, 0, 0}};
+    char **ov = calloc((size_t)argc + 1, sizeof(char *)), **images = calloc((size_t)argc + 1, sizeof(char *));
+    int oc, ni, code = 2;
+    long topk = 5, nthreads = 0;
+    if (!ov || !images) return free(ov), free(images), 1;
+    split_args(argc, argv, ov, &oc, images, &ni);
+    int pr = rn_args_parse("predict", oc, ov, opts);
+    if (pr == 1) {
+        fputs(usage_text, stdout);
+        code = 0;
+    } else if (pr == 0 && !rn_args_int("topk", topk_s, 1, 64, &topk) && !rn_args_int("threads", threads, 1, 1024, &nthreads)) {
+        if (!model || ni == 0) {
+            rn_cli_error("predict: --model and at least one image are required (see 'resnet predict --help')");
+        } else {
+            if (nthreads) omp_set_num_threads((int)nthreads);
+            code = predict_all(model, images, ni, topk, show);
+        }
+    }
+    free(ov);
+    free(images);
+    return code;
+}

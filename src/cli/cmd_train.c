@@ -1,0 +1,353 @@
+/*
+** `resnet train`: trains a network on a dataset with the fastai-style
+** recipe (one-cycle, AdamW or SGD, fine-tuning a pretrained model with a
+** frozen body first), printing the epoch table and writing checkpoints.
+**
+** `--resume DIR` continues a run from DIR's last checkpoint: the command
+** line of the run is stored in the checkpoint and read first, so the
+** resumed run uses the same settings, and flags given now override them
+** (more --epochs, say).
+*/
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "cli/session.h"
+#include "cli/train_opts.h"
+#include "train/lrfind.h"
+#include "train/plot.h"
+#include "train/trainer.h"
+
+static const char *usage_text =
+    "usage: resnet train [options]\n"
+    "\n"
+    "Trains a ResNet and prints one row per epoch: epoch, train_loss (smoothed),\n"
+    "valid_loss, accuracy (and top-5 beyond 10 classes), time.\n"
+    "\n"
+    RN_DATA_HELP
+    "model (default: resnet20 for 28/32-pixel data, resnet18 for folders):\n"
+    RN_ARCH_HELP
+    "  --init M.safetensors pretrained weights (torchvision/timm names); another class count gets a new head\n"
+    "  --zero-init-residual start each residual branch's last BN at 0\n"
+    RN_TRAIN_HELP
+    "run:\n"
+    "  --out DIR            write last.safetensors, best.safetensors, log.csv, curves.png\n"
+    "  --resume DIR         continue the run checkpointed in DIR (its settings, then these flags)\n"
+    "  --steps N            stop after N optimizer steps in all (checkpointing when --out is given)\n"
+    "  --seed S             seed of initialization, order and augmentation (default 0)\n"
+    "  --threads T          compute threads (default: all cores)\n";
+
+static const char *lr_find_usage =
+    "usage: resnet lr-find [options]\n"
+    "\n"
+    "fastai's learning-rate finder: trains for up to --iters steps while the rate\n"
+    "grows exponentially, records the smoothed loss, stops when it diverges, prints\n"
+    "the suggested rate (fastai's valley rule) and draws the curve. The model is\n"
+    "not changed. Takes every data, model and optimizer option of 'resnet train'.\n"
+    "\n"
+    "  --start-lr R         first rate (default 1e-7)\n"
+    "  --end-lr R           last rate (default 10)\n"
+    "  --iters N            steps at most (default 100)\n"
+    "  --plot FILE          draw loss against rate (PNG or SVG; default lr-find.png)\n";
+
+/* Every option of `resnet train` and `resnet lr-find`. */
+typedef struct {
+    rn_data_args d;
+    rn_arch_args a;
+    rn_train_args t;
+    const char *init, *out, *resume, *steps, *seed, *threads;
+    const char *start_lr, *end_lr, *iters, *plot; /* lr-find */
+    int zero_init_residual, lr_find;
+} train_args;
+
+/* Parses argv into *o; returns 1 for --help, -1 on error. Options of the
+** other command (lr-find's sweep, train's --out/--resume/--steps) are refused. */
+static int parse(int argc, char **argv, train_args *o) {
+    const char *cmd = o->lr_find ? "lr-find" : "train";
+    const rn_opt opts[] = {RN_DATA_OPTS(o->d), RN_ARCH_OPTS(o->a), RN_TRAIN_OPTS(o->t),
+                           {"init", &o->init, 0}, {"seed", &o->seed, 0}, {"threads", &o->threads, 0},
+                           {"zero-init-residual", 0, &o->zero_init_residual}, {"out", &o->out, 0},
+                           {"resume", &o->resume, 0}, {"steps", &o->steps, 0}, {"start-lr", &o->start_lr, 0},
+                           {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0}, {0, 0, 0}};
+    int r = rn_args_parse(cmd, argc, argv, opts);
+    if (r) return r;
+    const char *wrong = o->lr_find ? (o->out ? "--out" : o->resume ? "--resume" : o->steps ? "--steps" : NULL)
+                                   : (o->start_lr ? "--start-lr" : o->end_lr ? "--end-lr" : o->iters ? "--iters"
+                                      : o->plot ? "--plot" : NULL);
+    if (wrong) {
+        rn_cli_error("%s: unknown option '%s' (see 'resnet %s --help')", cmd, wrong, cmd);
+        return -1;
+    }
+    return 0;
+}
+
+/* The command line to store with checkpoints: argv without --resume and
+** --steps (a resumed run should neither resume again nor stop at once). */
+static char *args_json(int argc, char **argv) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 1; arr && i < argc; i++) {
+        const char *a = argv[i];
+        int valued = !strchr(a, '=') && i + 1 < argc;
+        if (!strncmp(a, "--resume", 8) || !strncmp(a, "--steps", 7)) {
+            i += valued;
+            continue;
+        }
+        cJSON_AddItemToArray(arr, cJSON_CreateString(a));
+    }
+    char *s = arr ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    return s;
+}
+
+/* For --resume: builds argv = the stored command line, then this one.
+** Strings are owned by *store (free with free_argv). */
+static char **merged_argv(const char *dir, int argc, char **argv, int *out_argc) {
+    char *json = NULL;
+    rn_error err;
+    if (rn_checkpoint_args(dir, &json, &err)) {
+        rn_cli_error("--resume: %s", err.msg);
+        return NULL;
+    }
+    cJSON *arr = cJSON_Parse(json);
+    free(json);
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+    char **v = n >= 0 ? calloc((size_t)n + (size_t)argc + 1, sizeof(char *)) : NULL;
+    if (!v) {
+        cJSON_Delete(arr);
+        rn_cli_error("--resume: %s: the stored command line is unreadable", dir);
+        return NULL;
+    }
+    v[0] = strdup(argv[0]);
+    for (int i = 0; i < n; i++) v[1 + i] = strdup(cJSON_GetArrayItem(arr, i)->valuestring);
+    for (int i = 1; i < argc; i++) v[n + i] = strdup(argv[i]);
+    cJSON_Delete(arr);
+    *out_argc = n + argc;
+    return v;
+}
+
+/* Frees an argv made by merged_argv. */
+static void free_argv(char **v, int n) {
+    for (int i = 0; v && i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* Everything a training run holds, for one cleanup path. */
+typedef struct {
+    rn_dataset train, valid;
+    rn_augment aug, eval_aug;
+    rn_model *model;
+    rn_loader *tl, *vl;
+    rn_report *report;
+    rn_trainer *trainer;
+    rn_train_config cfg;
+    char *args;
+} run;
+
+/* Frees everything a run holds. */
+static void run_free(run *r) {
+    rn_trainer_free(r->trainer);
+    rn_report_free(r->report);
+    rn_loader_free(r->tl);
+    rn_loader_free(r->vl);
+    rn_model_free(r->model);
+    rn_dataset_free(&r->train);
+    rn_dataset_free(&r->valid);
+    free(r->args);
+}
+
+/* Builds the model: architecture (defaulting by data), classes and
+** channels from the data, initialization, pretrained weights. */
+static int make_model(train_args *o, run *r, uint64_t seed) {
+    rn_spec spec;
+    rn_error err;
+    int memory = r->train.kind == RN_DS_MEMORY;
+    if (!o->a.arch && !o->a.blocks && !o->a.widths && !o->a.block) o->a.arch = memory ? "resnet20" : "resnet18";
+    if (rn_arch_spec(&o->a, &spec)) return -1;
+    if (!o->a.classes) spec.classes = r->train.nclasses;
+    if (!o->a.in_channels) spec.in_channels = memory ? r->train.c : 3;
+    if (spec.classes != r->train.nclasses) {
+        rn_cli_error("--classes %d does not match the %d classes of %s", spec.classes, r->train.nclasses, r->train.source);
+        return -1;
+    }
+    if (rn_model_create(&spec, &r->model, &err)) {
+        rn_cli_error("%s", err.msg);
+        return -1;
+    }
+    rn_model_init(r->model, seed, o->zero_init_residual);
+    int new_head = 0;
+    if (o->init && !o->resume && rn_model_load_pretrained(r->model, o->init, &new_head, &err)) {
+        rn_cli_error("--init: %s", err.msg);
+        return -1;
+    }
+    if (o->init && !o->resume && new_head)
+        fprintf(stderr, "resnet: %s: new head for %d classes (the file's head has another class count)\n", o->init,
+                spec.classes);
+    return 0;
+}
+
+/* Stores what inference needs in the model: class names, input size,
+** normalization and the evaluation resize. */
+static int describe_model(run *r, int h, int w) {
+    rn_model *m = r->model;
+    m->class_names = calloc((size_t)r->train.nclasses, sizeof(char *));
+    for (int i = 0; m->class_names && i < r->train.nclasses; i++)
+        if (!(m->class_names[i] = strdup(r->train.class_names[i]))) return -1;
+    if (!m->class_names) return -1;
+    m->input_h = h, m->input_w = w, m->eval_resize = r->aug.eval_resize;
+    for (int i = 0; i < 3; i++) m->mean[i] = r->aug.mean[i], m->std[i] = r->aug.std[i];
+    return 0;
+}
+
+/* Creates the output directory if needed. */
+static int make_out_dir(const char *dir) {
+    struct stat sb;
+    if (!dir || (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))) return 0;
+    if (mkdir(dir, 0777) == 0) return 0;
+    rn_cli_error("--out: cannot create directory %s", dir);
+    return -1;
+}
+
+/* Validates the architecture options before the data is opened. */
+static int check_arch(const train_args *o) {
+    rn_spec spec;
+    rn_arch_args a = o->a;
+    if (!a.arch && !a.blocks && !a.widths && !a.block) a.arch = "resnet20";
+    return rn_arch_spec(&a, &spec);
+}
+
+/* Opens data and model and builds the loaders; returns an exit code. */
+static int setup_data(train_args *o, run *r) {
+    long seed = 0, threads = 0, steps = 0;
+    int h, w;
+    if (rn_args_int("seed", o->seed, 0, 0x7fffffffffffffffL, &seed) || rn_args_int("threads", o->threads, 1, 1024, &threads) ||
+        rn_args_int("steps", o->steps, 1, 0x7fffffffffffffffL, &steps) || rn_session_size(&o->d, &h, &w) ||
+        rn_train_config_from_args(&o->t, &r->cfg) || rn_session_check(&o->d) || check_arch(o))
+        return 2;
+    r->cfg.max_steps = steps;
+    if (threads > 0) omp_set_num_threads((int)threads);
+    if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed)) return 1;
+    int c = r->model->spec.in_channels < 3 ? r->model->spec.in_channels : 3;
+    if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r, h, w)) return 1;
+    rn_session_model_augment(r->model, &r->eval_aug);
+    if (rn_session_loader(&r->train, &r->aug, &o->d, 1, (uint64_t)seed, &r->tl) ||
+        rn_session_loader(&r->valid, &r->eval_aug, &o->d, 0, (uint64_t)seed, &r->vl))
+        return 1;
+    return 0;
+}
+
+/* Opens everything and builds the trainer (resuming when asked). */
+static int setup(train_args *o, run *r, int argc, char **argv) {
+    rn_error err;
+    int code = setup_data(o, r);
+    if (code || make_out_dir(o->out)) return code ? code : 1;
+    r->args = args_json(argc, argv);
+    r->cfg.out_dir = o->out, r->cfg.args_json = r->args;
+    int tty = isatty(STDOUT_FILENO), color = tty && !getenv("NO_COLOR");
+    if (rn_report_create(stdout, tty, color, r->model->spec.classes > 10, &r->report, &err) ||
+        rn_trainer_create(r->model, r->tl, r->vl, &r->cfg, r->report, &r->trainer, &err) ||
+        (o->resume && rn_trainer_resume(r->trainer, o->resume, &err))) {
+        rn_cli_error("%s", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* Prints loader warnings (skipped files) once each. */
+static void print_skipped(rn_loader *l) {
+    char msg[1200];
+    while (rn_loader_take_message(l, msg, sizeof msg)) fprintf(stderr, "resnet: skipped %s\n", msg);
+}
+
+/* Runs training after setup; returns the exit code. */
+static int train(run *r, const char *out) {
+    rn_error err;
+    rn_status st = rn_trainer_fit(r->trainer, &err);
+    print_skipped(r->tl);
+    print_skipped(r->vl);
+    if (st) {
+        rn_cli_error("%s", err.msg);
+        return 1;
+    }
+    const rn_train_state *s = rn_trainer_state(r->trainer);
+    size_t skipped = rn_loader_skipped(r->tl) + rn_loader_skipped(r->vl);
+    if (skipped) fprintf(stderr, "resnet: %zu image files could not be decoded and were skipped\n", skipped);
+    if (out && s->batch > 0)
+        printf("stopped at epoch %d, batch %zu (step %ld); continue with: resnet train --resume %s\n", s->epoch,
+               s->batch, s->step, out);
+    else if (out)
+        printf("model: %s/last.safetensors (best: %s/best.safetensors)\n", out, out);
+    return 0;
+}
+
+/* `resnet train`: see usage_text. */
+int rn_cmd_train(int argc, char **argv) {
+    train_args o = {0};
+    run r = {0};
+    int pr = parse(argc, argv, &o), n = argc, code;
+    char **v = NULL;
+    if (pr == 1) return fputs(usage_text, stdout), 0;
+    if (pr < 0) return 2;
+    if (o.resume) {
+        const char *dir = o.resume;
+        if (!(v = merged_argv(dir, argc, argv, &n))) return 2;
+        memset(&o, 0, sizeof o);
+        if (parse(n, v, &o) < 0) return free_argv(v, n), 2;
+        o.resume = dir;
+        if (!o.out) o.out = dir;
+    }
+    code = setup(&o, &r, n, v ? v : argv);
+    if (!code) code = train(&r, o.out);
+    run_free(&r);
+    free_argv(v, n);
+    return code;
+}
+
+/* Runs the finder after setup_data, prints the suggestion, draws the curve. */
+static int lr_find(train_args *o, run *r) {
+    rn_lr_find_config c = {1e-7, 10, 100, r->cfg.mom_max, r->cfg.label_smoothing};
+    long iters = 100;
+    rn_lr_curve curve;
+    rn_error err;
+    if (rn_args_float("start-lr", o->start_lr, 1e-12, 1e3, &c.start) || rn_args_float("end-lr", o->end_lr, 1e-12, 1e6, &c.end) ||
+        rn_args_int("iters", o->iters, 10, 1000000, &iters))
+        return 2;
+    c.iters = (int)iters;
+    if (rn_lr_find(r->model, r->tl, &r->cfg.optim, &c, &curve, &err)) {
+        rn_cli_error("%s", err.msg);
+        return 1;
+    }
+    for (int i = 0; i < curve.n; i++) printf("%.6e %.6f\n", curve.lr[i], curve.loss[i]);
+    const char *plot = o->plot ? o->plot : "lr-find.png";
+    int ok = curve.n > 0 && isfinite(curve.suggested);
+    if (ok) printf("suggested lr (valley): %.3g\n", curve.suggested);
+    else printf("no suggestion: the sweep stopped after %d steps\n", curve.n);
+    rn_series sr = {"smoothed loss", curve.lr, curve.loss, curve.n};
+    rn_status st = rn_plot_lines(plot, "learning rate finder", "learning rate", "loss", &sr, 1, 1,
+                                 ok ? curve.suggested : NAN, ok ? curve.loss[curve.suggested_index] : NAN, &err);
+    rn_lr_curve_free(&curve);
+    if (st) {
+        rn_cli_error("%s", err.msg);
+        return 1;
+    }
+    printf("curve: %s\n", plot);
+    return 0;
+}
+
+/* `resnet lr-find`: see lr_find_usage. */
+int rn_cmd_lr_find(int argc, char **argv) {
+    train_args o = {.lr_find = 1};
+    run r = {0};
+    int pr = parse(argc, argv, &o), code;
+    if (pr == 1) return fputs(lr_find_usage, stdout), 0;
+    if (pr < 0) return 2;
+    code = setup_data(&o, &r);
+    if (!code) code = lr_find(&o, &r);
+    run_free(&r);
+    return code;
+}

@@ -1,0 +1,151 @@
+/*
+** Data, augmentation and loaders for the commands that train or evaluate;
+** see session.h.
+*/
+#include "cli/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+/* Opens the dataset halves, printing the error on failure. */
+int rn_session_open_data(const char *spec, const char *labels, rn_dataset *train, rn_dataset *valid) {
+    rn_error err;
+    if (rn_dataset_open(spec ? spec : "fashion-mnist", labels, train, valid, &err)) {
+        rn_cli_error("%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* The augmentation preset a data spec gets by default. */
+const char *rn_session_kind(const char *spec) {
+    if (!spec || !strcmp(spec, "fashion-mnist")) return "fashion-mnist";
+    if (!strncmp(spec, "idx:", 4)) return "idx";
+    if (!strncmp(spec, "cifar10:", 8) || !strncmp(spec, "cifar100:", 9)) return "cifar";
+    return "imagenet";
+}
+
+/* Reads --size, defaulting by data kind (28 IDX, 32 CIFAR, 224 folders). */
+int rn_session_size(const rn_data_args *a, int *h, int *w) {
+    const char *kind = rn_session_kind(a->data);
+    int d = !strcmp(kind, "cifar") ? 32 : !strcmp(kind, "imagenet") ? 224 : 28;
+    *h = *w = d;
+    return rn_args_size("size", a->size, h, w);
+}
+
+/* Applies one float option to *field when given. */
+static int opt_float(const char *name, const char *text, double lo, double hi, float *field) {
+    double v = *field;
+    if (rn_args_float(name, text, lo, hi, &v)) return -1;
+    *field = (float)v;
+    return 0;
+}
+
+/* Applies one integer option to *field when given. */
+static int opt_int(const char *name, const char *text, long lo, long hi, int *field) {
+    long v = *field;
+    if (rn_args_int(name, text, lo, hi, &v)) return -1;
+    *field = (int)v;
+    return 0;
+}
+
+/* Applies the user's augmentation changes on top of a preset. */
+static int apply_changes(const rn_data_args *a, rn_augment *g) {
+    if (opt_float("min-scale", a->min_scale, 0.01, 1, &g->min_scale) || opt_float("rotate", a->rotate, 0, 180, &g->max_rotate) ||
+        opt_float("zoom", a->zoom, 1, 4, &g->max_zoom) || opt_float("warp", a->warp, 0, 1, &g->max_warp) ||
+        opt_float("lighting", a->lighting, 0, 1, &g->max_lighting) || opt_float("pca", a->pca, 0, 10, &g->pca_std) ||
+        opt_float("erase", a->erase, 0, 1, &g->erase_p) || opt_int("pad", a->pad, 0, 4096, &g->pad) ||
+        opt_int("presize", a->presize, 0, 65536, &g->presize) ||
+        opt_int("eval-resize", a->eval_resize, 0, 65536, &g->eval_resize))
+        return -1;
+    if (a->min_scale && g->max_scale <= 0) g->max_scale = 1, g->min_ratio = 3.f / 4, g->max_ratio = 4.f / 3;
+    if ((a->rotate || a->zoom || a->warp) && g->p_affine <= 0) g->p_affine = 0.75f;
+    if (a->lighting && g->p_lighting <= 0) g->p_lighting = 0.75f;
+    if (a->no_flip) g->flip = 0;
+    if (a->scale_aug && (sscanf(a->scale_aug, "%d,%d", &g->scale_lo, &g->scale_hi) != 2 || g->scale_lo < 1 ||
+                         g->scale_hi < g->scale_lo)) {
+        rn_cli_error("--scale-aug: '%s' is not LO,HI with 1 <= LO <= HI", a->scale_aug);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sets mean/std: the training set's own statistics, ImageNet's, or none. */
+static int normalization(const rn_data_args *a, const rn_dataset *train, rn_augment *g) {
+    const char *how = a->normalize ? a->normalize : !strcmp(rn_session_kind(a->data), "imagenet") ? "imagenet" : "dataset";
+    static const float in_mean[3] = {0.485f, 0.456f, 0.406f}, in_std[3] = {0.229f, 0.224f, 0.225f};
+    rn_error err;
+    if (!strcmp(how, "imagenet")) {
+        memcpy(g->mean, in_mean, sizeof in_mean), memcpy(g->std, in_std, sizeof in_std);
+    } else if (!strcmp(how, "none")) {
+        for (int i = 0; i < 3; i++) g->mean[i] = 0, g->std[i] = 1;
+    } else if (!strcmp(how, "dataset")) {
+        if (rn_dataset_stats(train, 2000, g->mean, g->std, &err)) {
+            rn_cli_error("%s", err.msg);
+            return -1;
+        }
+    } else {
+        rn_cli_error("--normalize: '%s' must be dataset, imagenet or none", how);
+        return -1;
+    }
+    return 0;
+}
+
+/* Builds the training augmentation (see session.h). */
+int rn_session_augment(const rn_data_args *a, const rn_dataset *train, int h, int w, int c, rn_augment *aug) {
+    rn_error err;
+    if (rn_augment_preset(a->preset ? a->preset : rn_session_kind(a->data), h, w, c, aug, &err)) {
+        rn_cli_error("--preset: %s", err.msg);
+        return -1;
+    }
+    if (apply_changes(a, aug) || normalization(a, train, aug)) return -1;
+    return 0;
+}
+
+/* The evaluation transform stored with a model. */
+void rn_session_model_augment(const rn_model *m, rn_augment *aug) {
+    int h = m->input_h > 0 ? m->input_h : 224, w = m->input_w > 0 ? m->input_w : 224;
+    rn_augment_default(aug, h, w, m->spec.in_channels < 3 ? m->spec.in_channels : 3);
+    aug->eval_resize = m->eval_resize;
+    for (int i = 0; i < 3; i++) aug->mean[i] = m->mean[i], aug->std[i] = m->std[i] > 0 ? m->std[i] : 1;
+}
+
+/* Creates a loader over d (see session.h). */
+int rn_session_loader(const rn_dataset *d, const rn_augment *aug, const rn_data_args *a, int train, uint64_t seed,
+                      rn_loader **out) {
+    long bs = 128, workers = 1;
+    if (rn_args_int("bs", a->bs, 1, 1 << 20, &bs) || rn_args_int("workers", a->workers, 0, 256, &workers)) return -1;
+    rn_loader_config cfg = {.batch = (int)bs, .drop_last = train && a->drop_last, .shuffle = train && !a->no_shuffle,
+                            .train = train && !a->no_augment, .workers = (int)workers,
+                            .prefetch = 2 * (int)(workers > 0 ? workers : 1), .strict = a->strict, .seed = seed};
+    rn_error err;
+    if (rn_loader_create(d, aug, &cfg, out, &err)) {
+        rn_cli_error("%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Validates every data option before any file is opened, so that a bad
+** value is a usage error (exit 2) and not found after minutes of loading. */
+int rn_session_check(const rn_data_args *a) {
+    long v;
+    int h, w;
+    rn_augment g;
+    rn_error err;
+    if (rn_args_int("bs", a->bs, 1, 1 << 20, &v) || rn_args_int("workers", a->workers, 0, 256, &v) ||
+        rn_session_size(a, &h, &w))
+        return -1;
+    if (rn_augment_preset(a->preset ? a->preset : rn_session_kind(a->data), h, w, 3, &g, &err)) {
+        rn_cli_error("--preset: %s", err.msg);
+        return -1;
+    }
+    if (a->normalize && strcmp(a->normalize, "dataset") && strcmp(a->normalize, "imagenet") && strcmp(a->normalize, "none")) {
+        rn_cli_error("--normalize: '%s' must be dataset, imagenet or none", a->normalize);
+        return -1;
+    }
+    return apply_changes(a, &g);
+}
