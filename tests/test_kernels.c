@@ -8,7 +8,10 @@
 **      double-precision copy of its forward, on L = sum(y * r) for a fixed
 **      random r (so dL/dy = r is what the backward is fed);
 **   c) determinism: the fast conv backward (and BN) run twice gives
-**      bit-identical results.
+**      bit-identical results;
+**   d) the fused kernels (BN+ReLU forward, ReLU+BN backward, add+ReLU,
+**      in-place masks, BN folded into conv, max pooling) against the
+**      unfused reference composition.
 **
 ** Prints one line per check and, last, "N passed, M failed"; the exit
 ** status is non-zero when anything failed.
@@ -17,6 +20,7 @@
 ** side (reference kernel or finite difference).
 */
 #include "kernels/kernels.h"
+#include "kernels/cpu.h"
 
 #include <math.h>
 #include <omp.h>
@@ -259,6 +263,65 @@ static void test_conv_threads(tally *t, rng *r) {
     }
     omp_set_num_threads(saved);
     free(x), free(wt), free(dy), free(dxr), free(dwr), free(dbr), free(yr);
+}
+
+/* Fast conv at thread counts 1, 2, 3, 5 on one shape: within TOL_FAST of
+** the reference, forward and dx bit-identical for every count (each output
+** is computed by a fixed sequence whatever the thread), and dw too when it
+** is large enough for its rows to be split between the threads instead of
+** the pixels (conv.c: more than 8192 weights). */
+static void test_conv_thread_counts(tally *t, rng *r, int n, int h, int w, int ci, int co, int k, int stride, int pad) {
+    rn_conv_shape s = make_shape(n, h, w, ci, co, k, stride, pad);
+    size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * s.oh * s.ow * co, nw = (size_t)k * k * ci * co;
+    float *x = falloc(nx), *wt = falloc(nw), *dy = falloc(ny), *yr = falloc(ny);
+    float *dxr = fzero(nx), *dwr = fzero(nw), *dbr = fzero(co);
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, nw, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    rn_ref_conv_forward(&s, x, wt, NULL, yr);
+    rn_ref_conv_backward(&s, x, wt, dy, dxr, dwr, dbr);
+    int saved = omp_get_max_threads(), same = 1, same_dw = 1;
+    float *y1 = NULL, *dx1 = NULL, *dw1 = NULL;
+    static const int counts[4] = {1, 2, 3, 5};
+    double e = 0.0;
+    for (int i = 0; i < 4; i++) {
+        omp_set_num_threads(counts[i]);
+        float *ws = falloc(rn_conv_workspace(&s, counts[i]));
+        float *yf = falloc(ny), *dxf = fzero(nx), *dwf = fzero(nw), *dbf = fzero(co);
+        rn_conv_forward_ws(&s, x, wt, NULL, yf, ws);
+        rn_conv_backward(&s, x, wt, dy, dxf, dwf, dbf, ws);
+        e = fmax(e, fmax(fmax(rel_err(yf, yr, ny), rel_err(dxf, dxr, nx)), fmax(rel_err(dwf, dwr, nw), rel_err(dbf, dbr, co))));
+        if (i == 0) {
+            y1 = yf, dx1 = dxf, dw1 = dwf;
+        } else {
+            same &= !memcmp(yf, y1, ny * sizeof(float)) && !memcmp(dxf, dx1, nx * sizeof(float));
+            same_dw &= !memcmp(dwf, dw1, nw * sizeof(float));
+            free(yf), free(dxf), free(dwf);
+        }
+        free(ws), free(dbf);
+    }
+    omp_set_num_threads(saved);
+    char tag[128];
+    snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d k=%d s=%d p=%d", n, h, w, ci, co, k, stride, pad);
+    report(t, e, TOL_FAST, "conv fast at 1,2,3,5 threads vs reference %s", tag);
+    report_bool(t, same, "conv fast fwd y and bwd dx bit-identical at 1,2,3,5 threads %s", tag);
+    if (nw > 8192) report_bool(t, same_dw, "conv fast bwd dw (large) bit-identical at 1,2,3,5 threads %s", tag);
+    free(x), free(wt), free(dy), free(yr), free(dxr), free(dwr), free(dbr), free(y1), free(dx1), free(dw1);
+}
+
+/* rn_conv_forward (own scratch) and rn_conv_forward_ws give the same bits. */
+static void test_conv_forward_ws(tally *t, rng *r) {
+    rn_conv_shape s = make_shape(2, 9, 7, 5, 19, 3, 2, 1);
+    size_t nx = (size_t)s.n * s.h * s.w * s.ci, ny = (size_t)s.n * s.oh * s.ow * s.co, nw = (size_t)9 * s.ci * s.co;
+    float *x = falloc(nx), *wt = falloc(nw), *b = falloc(s.co), *y0 = falloc(ny), *y1 = falloc(ny);
+    float *ws = falloc(rn_conv_workspace(&s, omp_get_max_threads()));
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, nw, -1, 1);
+    fill(r, b, s.co, -1, 1);
+    rn_conv_forward(&s, x, wt, b, y0);
+    rn_conv_forward_ws(&s, x, wt, b, y1, ws);
+    report_bool(t, !memcmp(y0, y1, ny * sizeof(float)), "conv fast forward and forward_ws bit-identical");
+    free(x), free(wt), free(b), free(y0), free(y1), free(ws);
 }
 
 /* BN train forward (y, saved stats, running stats), eval forward and
@@ -735,6 +798,185 @@ static void test_determinism(tally *t, rng *r, int n, int h, int w, int ci, int 
     free(x), free(wt), free(dy), free(dx0), free(dw0), free(db0), free(ws);
 }
 
+/* ---- d) fused kernels against the unfused reference composition ------- */
+
+/* y = max(x, 0) in place: the reference ReLU of the compositions.  (n) */
+static void ref_relu(float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0;
+}
+
+/* BN + ReLU forward (train and eval, eval in place) and ReLU + BN backward
+** (accumulating and overwriting dx) against the reference BN composed with
+** a plain ReLU on m = n*h*w rows of c channels; twice for bit-identity. */
+static void test_bn_fused(tally *t, rng *r, int n, int h, int w, int c, float offset) {
+    size_t m = (size_t)n * h * w, nx = m * c;
+    char tag[96];
+    snprintf(tag, sizeof tag, "n=%d %dx%d c=%d mean~%g", n, h, w, c, offset);
+    const float eps = 1e-5f, mom = 0.1f;
+    float *x = falloc(nx), *g = falloc(c), *be = falloc(c), *rm = falloc(c), *rv = falloc(c);
+    fill(r, x, nx, offset - 2, offset + 2);
+    fill(r, g, c, 0.5f, 1.5f);
+    fill(r, be, c, -0.5f, 0.5f);
+    fill(r, rm, c, offset - 1, offset + 1);
+    fill(r, rv, c, 0.5f, 1.5f);
+
+    /* training forward: reference BN then ReLU */
+    float *yr = falloc(nx), *yf = falloc(nx), *mr = falloc(c), *mf = falloc(c), *ir = falloc(c), *isf = falloc(c);
+    float *rmr = fdup(rm, c), *rvr = fdup(rv, c), *rmf = fdup(rm, c), *rvf = fdup(rv, c);
+    rn_ref_bn_forward_train(m, c, x, g, be, eps, mom, rmr, rvr, mr, ir, yr);
+    ref_relu(yr, nx);
+    rn_bn_forward_train_ex(m, c, x, g, be, eps, mom, rmf, rvf, mf, isf, yf, RN_FUSE_RELU);
+    report(t, rel_err(yf, yr, nx), TOL_FAST, "fused bn+relu train y %s", tag);
+    report(t, fmax(fmax(rel_err(mf, mr, c), rel_err(isf, ir, c)), fmax(rel_err(rmf, rmr, c), rel_err(rvf, rvr, c))),
+           TOL_FAST, "fused bn+relu train mean,invstd,running stats %s", tag);
+
+    /* eval forward in place (y == x) */
+    float *ye = falloc(nx), *yi = fdup(x, nx);
+    rn_ref_bn_forward_eval(m, c, x, g, be, eps, rm, rv, ye);
+    ref_relu(ye, nx);
+    rn_bn_forward_eval_ex(m, c, yi, g, be, eps, rm, rv, yi, RN_FUSE_RELU);
+    report(t, rel_err(yi, ye, nx), TOL_FAST, "fused bn+relu eval in place y %s", tag);
+
+    /* backward through the ReLU (output yr) and the BN: reference = mask
+    ** dy into a zeroed buffer, then the reference BN backward */
+    float *dy = falloc(nx), *gm = fzero(nx), *dx0 = falloc(nx), *dg0 = falloc(c), *db0 = falloc(c);
+    fill(r, dy, nx, -1, 1);
+    fill(r, dx0, nx, -1, 1);
+    fill(r, dg0, c, -1, 1);
+    fill(r, db0, c, -1, 1);
+    for (size_t i = 0; i < nx; i++) gm[i] = yr[i] > 0 ? dy[i] : 0;
+    float *dxr = fdup(dx0, nx), *dgr = fdup(dg0, c), *dbr = fdup(db0, c);
+    rn_ref_bn_backward(m, c, x, g, mr, ir, gm, dxr, dgr, dbr);
+    float *dxf = fdup(dx0, nx), *dgf = fdup(dg0, c), *dbf = fdup(db0, c);
+    rn_bn_backward_ex(m, c, x, yr, g, mr, ir, dy, dxf, dgf, dbf, RN_FUSE_RELU);
+    report(t, fmax(rel_err(dxf, dxr, nx), fmax(rel_err(dgf, dgr, c), rel_err(dbf, dbr, c))), TOL_FAST,
+           "fused relu+bn bwd dx+=,dgamma,dbeta %s", tag);
+    /* overwrite: the same with dx starting at zero, dx pre-filled with garbage */
+    float *dxz = fzero(nx), *dgz = fdup(dg0, c), *dbz = fdup(db0, c);
+    rn_ref_bn_backward(m, c, x, g, mr, ir, gm, dxz, dgz, dbz);
+    float *dxs[2];
+    for (int run = 0; run < 2; run++) {
+        dxs[run] = falloc(nx);
+        fill(r, dxs[run], nx, -100, 100);
+        memcpy(dgf, dg0, c * sizeof(float));
+        memcpy(dbf, db0, c * sizeof(float));
+        rn_bn_backward_ex(m, c, x, yr, g, mr, ir, dy, dxs[run], dgf, dbf, RN_FUSE_RELU | RN_FUSE_SET);
+    }
+    report(t, fmax(rel_err(dxs[0], dxz, nx), fmax(rel_err(dgf, dgz, c), rel_err(dbf, dbz, c))), TOL_FAST,
+           "fused relu+bn bwd dx= (overwrite) %s", tag);
+    report_bool(t, !memcmp(dxs[0], dxs[1], nx * sizeof(float)), "fused relu+bn bwd bit-identical on rerun %s", tag);
+    /* BN backward alone, overwriting */
+    memset(dxz, 0, nx * sizeof(float));
+    memcpy(dgz, dg0, c * sizeof(float));
+    memcpy(dbz, db0, c * sizeof(float));
+    rn_ref_bn_backward(m, c, x, g, mr, ir, dy, dxz, dgz, dbz);
+    fill(r, dxs[0], nx, -100, 100);
+    rn_bn_backward_ex(m, c, x, NULL, g, mr, ir, dy, dxs[0], dgf, dbf, RN_FUSE_SET);
+    report(t, rel_err(dxs[0], dxz, nx), TOL_FAST, "bn bwd dx= (overwrite, no relu) %s", tag);
+
+    free(x), free(g), free(be), free(rm), free(rv), free(yr), free(yf), free(mr), free(mf), free(ir), free(isf);
+    free(rmr), free(rvr), free(rmf), free(rvf), free(ye), free(yi), free(dy), free(gm), free(dx0), free(dg0);
+    free(db0), free(dxr), free(dgr), free(dbr), free(dxf), free(dgf), free(dbf), free(dxz), free(dgz), free(dbz);
+    free(dxs[0]), free(dxs[1]);
+}
+
+/* Add + ReLU forward (in place on either operand), the in-place ReLU
+** mask, overwriting ReLU backward and add backward with one operand
+** skipped, against plain loops. Exact: the same float operations. */
+static void test_elementwise_fused(tally *t, rng *r, size_t n) {
+    float *a = falloc(n), *b = falloc(n), *ref = falloc(n), *y = falloc(n), *dy = falloc(n), *d0 = falloc(n);
+    fill(r, a, n, -1, 1);
+    fill(r, b, n, -1, 1);
+    fill(r, dy, n, -1, 1);
+    fill(r, d0, n, -1, 1);
+    for (size_t i = 0; i < n; i++) ref[i] = a[i] + b[i] > 0 ? a[i] + b[i] : 0;
+    rn_add_relu_forward(n, a, b, y);
+    int ok = !memcmp(y, ref, n * sizeof(float));
+    float *ai = fdup(a, n), *bi = fdup(b, n);
+    rn_add_relu_forward(n, ai, b, ai);
+    rn_add_relu_forward(n, a, bi, bi);
+    ok = ok && !memcmp(ai, ref, n * sizeof(float)) && !memcmp(bi, ref, n * sizeof(float));
+    report_bool(t, ok, "fused add+relu forward (and in place on a, on b) n=%zu", n);
+
+    /* mask in place: g = y > 0 ? g : 0 */
+    float *g = fdup(dy, n);
+    rn_relu_backward_ex(n, y, g, g, RN_FUSE_SET);
+    for (size_t i = 0; i < n; i++) ref[i] = y[i] > 0 ? dy[i] : 0;
+    ok = !memcmp(g, ref, n * sizeof(float));
+    float *dx = fdup(d0, n);
+    rn_relu_backward_ex(n, y, dy, dx, 0);
+    for (size_t i = 0; i < n; i++) ok = ok && dx[i] == d0[i] + ref[i];
+    report_bool(t, ok, "relu bwd in-place mask (dx = dy masked) and dx += n=%zu", n);
+
+    /* add backward with one operand skipped */
+    memcpy(dx, d0, n * sizeof(float));
+    rn_add_backward(n, dy, NULL, dx);
+    ok = 1;
+    for (size_t i = 0; i < n; i++) ok = ok && dx[i] == d0[i] + dy[i];
+    report_bool(t, ok, "add bwd db += dy with da skipped n=%zu", n);
+    free(a), free(b), free(ref), free(y), free(dy), free(d0), free(ai), free(bi), free(g), free(dx);
+}
+
+/* BN folded into the convolution before it: conv with the folded weights
+** and bias against the reference conv followed by the reference eval BN. */
+static void test_bn_fold(tally *t, rng *r, int n, int h, int w, int ci, int co, int k, int stride, int pad, int bias) {
+    rn_conv_shape s = make_shape(n, h, w, ci, co, k, stride, pad);
+    size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * s.oh * s.ow * co, rows = (size_t)k * k * ci;
+    float *x = falloc(nx), *wt = falloc(rows * co), *b = falloc(co), *g = falloc(co), *be = falloc(co);
+    float *rm = falloc(co), *rv = falloc(co), *yc = falloc(ny), *yr = falloc(ny), *yf = falloc(ny);
+    float *wf = falloc(rows * co), *bf = falloc(co);
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, rows * co, -1, 1);
+    fill(r, b, co, -1, 1);
+    fill(r, g, co, 0.5f, 1.5f);
+    fill(r, be, co, -0.5f, 0.5f);
+    fill(r, rm, co, -1, 1);
+    fill(r, rv, co, 0.5f, 1.5f);
+    rn_ref_conv_forward(&s, x, wt, bias ? b : NULL, yc);
+    rn_ref_bn_forward_eval((size_t)n * s.oh * s.ow, co, yc, g, be, 1e-5f, rm, rv, yr);
+    rn_bn_fold(rows, co, wt, bias ? b : NULL, g, be, 1e-5f, rm, rv, wf, bf);
+    rn_ref_conv_forward(&s, x, wf, bf, yf);
+    report(t, rel_err(yf, yr, ny), TOL_FAST, "bn folded into conv n=%d %dx%d ci=%d co=%d k=%d s=%d bias=%d", n, h, w,
+           ci, co, k, stride, bias);
+    free(x), free(wt), free(b), free(g), free(be), free(rm), free(rv), free(yc), free(yr), free(yf), free(wf), free(bf);
+}
+
+/* Max pooling against the plain scalar loops (early exit, conditional
+** store), on data with many ties (values on a coarse grid), so that the
+** "first maximum in (kh,kw) order" rule is exercised. */
+static void test_maxpool_ref(tally *t, rng *r, int n, int h, int w, int c, int k, int stride, int pad) {
+    rn_conv_shape s = make_shape(n, h, w, c, c, k, stride, pad);
+    size_t nx = (size_t)n * h * w * c, ny = (size_t)n * s.oh * s.ow * c;
+    float *x = falloc(nx), *y = falloc(ny), *yr = falloc(ny), *dy = falloc(ny), *dx = falloc(nx), *dxr = falloc(nx);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)(int)urand(r, -3, 3);
+    fill(r, dy, ny, -1, 1);
+    fill(r, dx, nx, -1, 1);
+    memcpy(dxr, dx, nx * sizeof(float));
+    for (int b = 0; b < n; b++)
+        for (int oh = 0; oh < s.oh; oh++)
+            for (int ow = 0; ow < s.ow; ow++)
+                for (int ch = 0; ch < c; ch++) {
+                    size_t o = (((size_t)b * s.oh + oh) * s.ow + ow) * c + ch, arg = 0;
+                    float best = -INFINITY;
+                    for (int kh = 0; kh < k; kh++)
+                        for (int kw = 0; kw < k; kw++) {
+                            int ih = oh * stride - pad + kh, iw = ow * stride - pad + kw;
+                            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                            size_t i = (((size_t)b * h + ih) * w + iw) * c + ch;
+                            if (x[i] > best) best = x[i], arg = i;
+                        }
+                    yr[o] = best;
+                    dxr[arg] += dy[o];
+                }
+    rn_maxpool_forward(&s, x, y);
+    rn_maxpool_backward(&s, x, y, dy, dx);
+    report_bool(t, !memcmp(y, yr, ny * sizeof(float)), "maxpool fwd = scalar loops (ties) n=%d %dx%d c=%d k=%d s=%d p=%d",
+                n, h, w, c, k, stride, pad);
+    report(t, rel_err(dx, dxr, nx), 1e-6, "maxpool bwd = scalar loops, first max wins n=%d %dx%d c=%d k=%d s=%d", n, h,
+           w, c, k, stride);
+    free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
+}
+
 /* Runs every test and prints the summary line. */
 int main(void) {
     tally t = {0, 0};
@@ -742,6 +984,7 @@ int main(void) {
     printf("error measure: max|a-b| / (max|b| + 1e-6); fast-vs-reference tol %.0e, "
            "finite-difference tol %.0e (step %.0e, double-precision forward), %d threads\n",
            TOL_FAST, TOL_FD, FD_STEP, omp_get_max_threads());
+    printf("conv micro-kernels: %s (RN_CPU=generic|avx2 selects a lower level)\n", rn_cpu_dispatch()->name);
 
     /* a) fast conv: n, h, w, ci, co, k, stride, pad */
     static const int conv_shapes[][8] = {
@@ -749,12 +992,27 @@ int main(void) {
         {3, 7, 5, 3, 5, 3, 1, 1},  {1, 7, 5, 17, 33, 3, 2, 1}, {3, 7, 5, 5, 17, 7, 2, 3},  {1, 7, 5, 33, 3, 1, 2, 0},
         {3, 9, 9, 3, 17, 7, 2, 3}, {1, 5, 7, 17, 1, 3, 1, 0},  {3, 7, 5, 1, 3, 7, 1, 3},   {3, 7, 5, 5, 5, 3, 2, 0},
         {1, 7, 5, 3, 33, 1, 1, 0}, {2, 14, 14, 64, 64, 3, 1, 1}, {2, 9, 9, 32, 64, 1, 2, 0}, {2, 15, 13, 16, 32, 3, 2, 1},
+        /* conv.c paths: row mode with phases and bands; 1x1 stride 2 with a
+        ** large dw; 7x7 stem on 3 channels; chunked gathers (kdim 1440);
+        ** k=5 with 80 = 64+16 channels; kdim 1800 with scattered phases;
+        ** rows too wide for the row-mode buffer; tails of 17, 33, 49, 65 */
+        {1, 25, 27, 40, 24, 3, 2, 1}, {2, 9, 11, 96, 100, 1, 2, 0}, {1, 13, 30, 3, 64, 7, 2, 3},
+        {2, 6, 7, 160, 48, 3, 1, 1},  {1, 12, 40, 8, 80, 5, 1, 2},   {3, 4, 4, 200, 72, 3, 2, 1},
+        {1, 3, 400, 64, 16, 3, 1, 1}, {2, 5, 26, 49, 65, 3, 1, 1},   {1, 11, 29, 33, 17, 3, 2, 1},
     };
     for (size_t i = 0; i < sizeof conv_shapes / sizeof conv_shapes[0]; i++) {
         const int *c = conv_shapes[i];
         test_conv_fast(&t, &r, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
     }
     test_conv_threads(&t, &r);
+    /* Every conv path of conv.c: row mode with bands and phases (wide
+    ** rows), gathered chunks (kdim > 512), large dw split by rows in row and
+    ** gather mode, small dw split by pixels, tile tails of every width. */
+    test_conv_thread_counts(&t, &r, 3, 16, 16, 32, 64, 3, 2, 1);
+    test_conv_thread_counts(&t, &r, 2, 9, 11, 96, 100, 1, 2, 0);
+    test_conv_thread_counts(&t, &r, 4, 15, 13, 16, 16, 3, 1, 1);
+    test_conv_thread_counts(&t, &r, 2, 6, 7, 160, 48, 3, 1, 1);
+    test_conv_forward_ws(&t, &r);
 
     /* a) fast batch norm: n, h, w, c, mean offset */
     test_bn_fast(&t, &r, 1, 1, 1, 1, 0.0f);
@@ -787,6 +1045,22 @@ int main(void) {
     test_xent_fd(&t, &r, 3, 5, 0.0f);
     test_xent_fd(&t, &r, 3, 5, 0.1f);
     test_xent_fd(&t, &r, 4, 17, 0.1f);
+
+    /* d) fused kernels against the unfused reference composition */
+    test_bn_fused(&t, &r, 1, 1, 5, 1, 0.0f);
+    test_bn_fused(&t, &r, 3, 7, 5, 17, 0.0f);
+    test_bn_fused(&t, &r, 2, 14, 14, 64, 0.0f);
+    test_bn_fused(&t, &r, 3, 7, 5, 33, 50.0f);
+    test_elementwise_fused(&t, &r, 1);
+    test_elementwise_fused(&t, &r, 1000);
+    test_elementwise_fused(&t, &r, 100003);
+    test_bn_fold(&t, &r, 2, 7, 5, 3, 17, 3, 1, 1, 0);
+    test_bn_fold(&t, &r, 1, 9, 9, 16, 5, 1, 2, 0, 1);
+    test_bn_fold(&t, &r, 2, 9, 7, 3, 8, 7, 2, 3, 0);
+    test_maxpool_ref(&t, &r, 3, 7, 5, 3, 3, 2, 1);
+    test_maxpool_ref(&t, &r, 2, 9, 9, 33, 3, 2, 1);
+    test_maxpool_ref(&t, &r, 1, 5, 5, 17, 2, 2, 0);
+    test_maxpool_ref(&t, &r, 2, 4, 6, 64, 3, 1, 1);
 
     /* c) determinism */
     test_determinism(&t, &r, 4, 15, 13, 33, 17, 3, 1, 1);

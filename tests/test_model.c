@@ -7,8 +7,10 @@
 */
 #include "resnet.h"
 #include "io/safetensors.h"
+#include "model/model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +189,229 @@ static void test_refusals(const char *dir) {
           "missing file named");
 }
 
+
+/* Uniform in [0, 1) from a 64-bit LCG (a fixed stream, no global state). */
+static float lcg(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)(*s >> 40) / 16777216.0f;
+}
+
+/* ---- the planned arena against a reference runner ----------------------
+** The reference runs the layer list with the plain rn_ref_* kernels (conv,
+** BN) and hand-written ReLU and add, every activation and gradient in its
+** own zeroed buffer, no fusion, no folding, no reuse: what the model
+** computed before its arena was planned. */
+
+typedef struct {
+    float **act, **dact;
+    float *mean, *invstd, *buffers, *grads;
+    double loss;
+} ref_run;
+
+/* Frees a reference run. */
+static void ref_free(const rn_model *m, ref_run *r) {
+    for (int i = 0; r->act && i < m->nlayers; i++) free(r->act[i]), free(r->dact[i]);
+    free(r->act), free(r->dact), free(r->mean), free(r->invstd), free(r->buffers), free(r->grads);
+}
+
+/* Forward (train or eval) and, when training, loss and backward of the
+** layer list with reference kernels on a copy of the running statistics.
+** x: (N,H,W,C)  labels: (N).  Returns 0 on allocation failure. */
+static int ref_step(const rn_model *m, const float *x, const int *labels, int n, int h, int w, int train, ref_run *r) {
+    int L = m->nlayers;
+    memset(r, 0, sizeof *r);
+    r->act = calloc(L, sizeof(float *)), r->dact = calloc(L, sizeof(float *));
+    r->mean = calloc(m->nstats + 1, 4), r->invstd = calloc(m->nstats + 1, 4);
+    r->buffers = malloc((m->nbuffers + 1) * 4), r->grads = calloc(m->nparams, 4);
+    if (!r->act || !r->dact || !r->mean || !r->invstd || !r->buffers || !r->grads) return 0;
+    memcpy(r->buffers, m->buffers, m->nbuffers * 4);
+    rn_model_shapes((rn_model *)m, h, w, NULL);
+    for (int i = 0; i < L; i++) {
+        size_t sz = (size_t)n * rn_layer_size(&m->layers[i]);
+        r->act[i] = calloc(sz, 4), r->dact[i] = calloc(sz, 4);
+        if (!r->act[i] || !r->dact[i]) return 0;
+    }
+    const float *P = m->params;
+    float eps = m->spec.bn_eps;
+    for (int i = 0; i < L; i++) {
+        const rn_layer *l = &m->layers[i];
+        const float *in = l->src < 0 ? x : r->act[l->src];
+        float *y = r->act[i];
+        size_t rows = (size_t)n * l->h_out * l->w_out, cnt = rows * l->c_out;
+        rn_conv_shape s = {n, l->h_in, l->w_in, l->c_in, l->h_out, l->w_out, l->c_out, l->k, l->stride, l->pad};
+        switch (l->kind) {
+        case RN_L_CONV: rn_ref_conv_forward(&s, in, P + l->w, l->bias ? P + l->b : NULL, y); break;
+        case RN_L_BN:
+            if (train)
+                rn_ref_bn_forward_train(rows, l->c_out, in, P + l->w, P + l->b, eps, m->spec.bn_momentum,
+                                        r->buffers + l->rmean, r->buffers + l->rvar, r->mean + l->stat,
+                                        r->invstd + l->stat, y);
+            else
+                rn_ref_bn_forward_eval(rows, l->c_out, in, P + l->w, P + l->b, eps, r->buffers + l->rmean,
+                                       r->buffers + l->rvar, y);
+            break;
+        case RN_L_RELU:
+            for (size_t k = 0; k < cnt; k++) y[k] = in[k] > 0 ? in[k] : 0;
+            break;
+        case RN_L_ADD:
+            for (size_t k = 0; k < cnt; k++) y[k] = in[k] + r->act[l->src2][k];
+            break;
+        case RN_L_MAXPOOL: rn_maxpool_forward(&s, in, y); break;
+        case RN_L_PADSKIP: rn_padskip_forward(&s, l->pad, in, y); break;
+        case RN_L_GAP: rn_gap_forward(n, l->h_in * l->w_in, l->c_in, in, y); break;
+        case RN_L_FC: rn_fc_forward(n, l->c_in, l->c_out, in, P + l->w, P + l->b, y); break;
+        }
+    }
+    if (!train) return 1;
+    int k = m->spec.classes;
+    r->loss = rn_softmax_xent(n, k, r->act[L - 1], labels, 0.0f, r->dact[L - 1]);
+    for (int i = L - 1; i >= 0; i--) {
+        const rn_layer *l = &m->layers[i];
+        const float *in = l->src < 0 ? x : r->act[l->src], *dy = r->dact[i];
+        float *dx = l->src < 0 ? NULL : r->dact[l->src], *G = r->grads;
+        size_t rows = (size_t)n * l->h_out * l->w_out, cnt = rows * l->c_out;
+        rn_conv_shape s = {n, l->h_in, l->w_in, l->c_in, l->h_out, l->w_out, l->c_out, l->k, l->stride, l->pad};
+        switch (l->kind) {
+        case RN_L_CONV: rn_ref_conv_backward(&s, in, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL); break;
+        case RN_L_BN:
+            rn_ref_bn_backward(rows, l->c_out, in, P + l->w, r->mean + l->stat, r->invstd + l->stat, dy, dx,
+                               G + l->w, G + l->b);
+            break;
+        case RN_L_RELU:
+            for (size_t q = 0; dx && q < cnt; q++) dx[q] += r->act[i][q] > 0 ? dy[q] : 0;
+            break;
+        case RN_L_ADD:
+            for (size_t q = 0; q < cnt; q++) {
+                if (dx) dx[q] += dy[q];
+                if (l->src2 >= 0) r->dact[l->src2][q] += dy[q];
+            }
+            break;
+        case RN_L_MAXPOOL: rn_maxpool_backward(&s, in, r->act[i], dy, dx); break;
+        case RN_L_PADSKIP: rn_padskip_backward(&s, l->pad, dy, dx); break;
+        case RN_L_GAP: rn_gap_backward(n, l->h_in * l->w_in, l->c_in, dy, dx); break;
+        case RN_L_FC: rn_fc_backward(n, l->c_in, l->c_out, in, P + l->w, dy, dx, G + l->w, G + l->b); break;
+        }
+    }
+    return 1;
+}
+
+/* ||a - b|| / ||b|| in double. */
+static double rel2(const float *a, const float *b, size_t n) {
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) d += ((double)a[i] - b[i]) * ((double)a[i] - b[i]), s += (double)b[i] * b[i];
+    return sqrt(d) / (sqrt(s) + 1e-30);
+}
+
+/* Floats of every activation, doubled in training: the arena before planning. */
+static size_t unplanned_floats(const rn_model *m, int n, int train) {
+    size_t t = 0;
+    for (int i = 0; i < m->nlayers; i++) t += (size_t)n * rn_layer_size(&m->layers[i]) * (train ? 2 : 1);
+    return t;
+}
+
+/* One architecture: eval logits on a fresh (eval, folding) plan, one
+** training step (logits, loss, every gradient, running statistics), then
+** eval logits again on the training plan, each against the reference
+** runner; and the planned arena is much smaller than the unplanned one. */
+static void test_plan_arch(const char *label, rn_spec *s, int n, int h, int w) {
+    rn_model *m = NULL;
+    char what[160];
+    if (rn_model_create(s, &m, NULL)) {
+        snprintf(what, sizeof what, "%s: create", label);
+        check(0, what);
+        return;
+    }
+    rn_model_init(m, 7, 0);
+    /* random BN affine parameters and running statistics, so that folding
+    ** and the ReLU masks have something to get wrong */
+    uint64_t st = 99;
+    for (int i = 0; i < m->nlayers; i++) {
+        const rn_layer *l = &m->layers[i];
+        if (l->kind != RN_L_BN) continue;
+        for (int c = 0; c < l->c_out; c++) {
+            m->params[l->w + c] = 0.5f + lcg(&st);
+            m->params[l->b + c] = 0.2f * (lcg(&st) - 0.5f);
+            m->buffers[l->rmean + c] = 0.2f * (lcg(&st) - 0.5f);
+            m->buffers[l->rvar + c] = 0.5f + lcg(&st);
+        }
+    }
+    int k = m->spec.classes, C = m->spec.in_channels;
+    size_t nx = (size_t)n * h * w * C;
+    float *x = malloc(nx * 4), *le = malloc((size_t)n * k * 4), *lt = malloc((size_t)n * k * 4);
+    int *labels = malloc(n * sizeof(int));
+    for (size_t i = 0; x && i < nx; i++) x[i] = 2 * lcg(&st) - 1;
+    for (int i = 0; labels && i < n; i++) labels[i] = i % k;
+    ref_run re = {0}, rt = {0}, re2 = {0};
+    int ok = x && le && lt && labels && ref_step(m, x, labels, n, h, w, 0, &re);
+    rn_error err;
+    ok = ok && rn_model_forward(m, x, n, h, w, 0, le, &err) == RN_OK;
+    snprintf(what, sizeof what, "%s: eval logits (eval plan, BN folded) match the reference", label);
+    check(ok && rel2(le, re.act[m->nlayers - 1], (size_t)n * k) < 1e-5, what);
+    size_t eval_bytes = m->tensor_floats * 4, plain_eval = unplanned_floats(m, n, 0) * 4;
+
+    ok = ok && ref_step(m, x, labels, n, h, w, 1, &rt);
+    double loss = 0;
+    ok = ok && rn_model_train_step(m, x, labels, n, h, w, 0.0f, lt, &loss, &err) == RN_OK;
+    snprintf(what, sizeof what, "%s: train logits and loss match the reference", label);
+    check(ok && rel2(lt, rt.act[m->nlayers - 1], (size_t)n * k) < 1e-5 && fabs(loss - rt.loss) < 1e-5 * fabs(rt.loss),
+          what);
+    snprintf(what, sizeof what, "%s: every parameter gradient matches the reference", label);
+    check(ok && rel2(m->grads, rt.grads, m->nparams) < 1e-4, what);
+    double worst = 0;
+    for (int i = 0; ok && i < m->nlayers; i++) {
+        const rn_layer *l = &m->layers[i];
+        if (l->kind != RN_L_CONV && l->kind != RN_L_BN && l->kind != RN_L_FC) continue;
+        size_t cnt = l->kind == RN_L_CONV ? (size_t)l->k * l->k * l->c_in * l->c_out
+                   : l->kind == RN_L_BN   ? (size_t)l->c_out : (size_t)l->c_in * l->c_out;
+        double e = rel2(m->grads + l->w, rt.grads + l->w, cnt);
+        if (e > worst) worst = e;
+    }
+    snprintf(what, sizeof what, "%s: each layer's weight gradient matches (worst %.1e)", label, worst);
+    check(ok && worst < 1e-4, what);
+    snprintf(what, sizeof what, "%s: running statistics match the reference", label);
+    check(ok && rel2(m->buffers, rt.buffers, m->nbuffers) < 1e-5, what);
+    size_t train_bytes = m->tensor_floats * 4, plain_train = unplanned_floats(m, n, 1) * 4;
+    /* a second step on the same arena, now full of the first step's values,
+    ** gives the same gradients bit for bit: nothing stale is read */
+    float *g1 = ok ? malloc(m->nparams * 4) : NULL;
+    if (g1) memcpy(g1, m->grads, m->nparams * 4);
+    ok = ok && g1 && rn_model_train_step(m, x, labels, n, h, w, 0.0f, NULL, &loss, &err) == RN_OK;
+    snprintf(what, sizeof what, "%s: a second step on the used arena gives bit-identical gradients", label);
+    check(ok && !memcmp(g1, m->grads, m->nparams * 4), what);
+    free(g1);
+
+    ok = ok && ref_step(m, x, labels, n, h, w, 0, &re2);
+    ok = ok && rn_model_forward(m, x, n, h, w, 0, le, &err) == RN_OK;
+    snprintf(what, sizeof what, "%s: eval logits on the training plan match the reference", label);
+    check(ok && rel2(le, re2.act[m->nlayers - 1], (size_t)n * k) < 1e-5, what);
+    snprintf(what, sizeof what, "%s: planned tensors %zu B (train) and %zu B (eval) vs %zu and %zu unplanned",
+             label, train_bytes, eval_bytes, plain_train, plain_eval);
+    check(train_bytes > 0 && train_bytes < plain_train / 2 && eval_bytes < plain_eval / 2 &&
+              rn_model_plan_bytes(m) >= train_bytes, what);
+    ref_free(m, &re), ref_free(m, &rt), ref_free(m, &re2);
+    free(x), free(le), free(lt), free(labels);
+    rn_model_free(m);
+}
+
+/* The planned arena on every block kind and shortcut the builder makes. */
+static void test_plan(void) {
+    rn_spec s;
+    rn_spec_from_name("resnet20", &s, NULL);
+    test_plan_arch("resnet20 (option B)", &s, 3, 9, 7);
+    s.shortcut = 'A';
+    test_plan_arch("resnet20 option A", &s, 2, 8, 8);
+    rn_spec_custom("1,2", "4,8", "bottleneck", "imagenet", &s, NULL);
+    s.classes = 5;
+    test_plan_arch("bottleneck imagenet stem", &s, 2, 19, 21);
+    s.stride_on_1x1 = 1;
+    test_plan_arch("bottleneck v1 (stride on 1x1)", &s, 2, 17, 17);
+    rn_spec_custom("2,1", "8,16", "preact-basic", "cifar", &s, NULL);
+    s.classes = 7, s.in_channels = 1;
+    test_plan_arch("preact basic", &s, 3, 8, 6);
+    rn_spec_custom("1,1", "4,8", "preact-bottleneck", "imagenet", &s, NULL);
+    test_plan_arch("preact bottleneck", &s, 2, 20, 20);
+}
+
 /* Runs every test in a temporary directory. */
 int main(void) {
     char dir[] = "/tmp/rn_test_model_XXXXXX";
@@ -197,6 +422,7 @@ int main(void) {
     test_spec_errors();
     test_roundtrip(dir);
     test_refusals(dir);
+    test_plan();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) printf("could not remove %s\n", dir);

@@ -1,14 +1,25 @@
 /*
 ** Fast batch normalization over (M,C) activations, M = N*H*W rows of C
-** contiguous channels.
+** contiguous channels, with the fusions the model runner uses:
+**   - forward + ReLU (RN_FUSE_RELU): y = max(bn(x), 0) in the apply pass;
+**   - ReLU backward + BN backward (RN_FUSE_RELU): dy is masked by y > 0
+**     (y the ReLU's output) as it is read, in both passes;
+**   - RN_FUSE_SET: the backward writes dx instead of adding into it, so the
+**     caller need not zero dx when this is its first contribution;
+**   - rn_bn_fold: eval-mode BN folded into the preceding convolution.
 **
-** Each pass is parallel over rows, with the inner loop over the contiguous
-** channels so that it vectorizes. The per-channel reductions (sum and sum of
-** squares for the forward, sum(dy) and sum(dy*xhat) for the backward) are
+** Each kernel is two passes at most over memory: the per-channel reductions
+** (sum and sum of squares for the forward, sum(dy) and sum(dy*xhat) for the
+** backward) in one pass, then the elementwise apply. The reductions are
 ** accumulated in double into per-thread partials over a static, contiguous
 ** share of the rows, then added into the shared totals one thread at a time
 ** in thread order (an ordered loop), so the statistics are bit-identical
 ** from run to run for a given thread count.
+**
+** The row loops are separate functions carrying target_clones, so GCC emits
+** AVX-512, AVX2 and baseline versions and the loader picks one for the CPU
+** (the build stays portable: no -march=native). They vectorize over the
+** contiguous channels.
 **
 ** The partials live on the threads' stacks (2*C doubles each, 32 KiB at
 ** C = 2048) and the totals on the caller's stack; the kernels allocate
@@ -19,6 +30,12 @@
 #include <math.h>
 #include <omp.h>
 #include <stddef.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RN_CLONES
+#endif
 
 /* First row of thread tid's static contiguous share of m rows among nt. */
 static size_t share_begin(size_t m, int tid, int nt) { return m * (size_t)tid / (size_t)nt; }
@@ -35,37 +52,101 @@ static void ordered_add(int n, double *dst, const double *src) {
     }
 }
 
-/* Per-channel sums over all m rows, s1 = sum(a - a0) and
-** s2 = sum((a - a0) * (b - b0)), in double: each thread sums its static share
-** of rows, then the shares are added in thread order (deterministic). a0 may
-** be NULL for zero. Must be called by every thread of the team; ends with a
-** barrier.  a, b: (M,C)  a0, b0: (C)  tot: (2C) zeroed, receives [s1, s2] */
-static void channel_moments(size_t m, int c, const float *a, const float *a0, const float *b, const float *b0,
-                            double *tot) {
-    const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-    const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
-    double part[2 * (size_t)c];
-    double *s1 = part, *s2 = part + c;
-    for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
+/* Forward moments of rows [r0, r1): s1 += x - shift, s2 += (x - shift)^2,
+** in double.  x: (M,C)  shift: (C)  s1, s2: (C) */
+static RN_CLONES void fwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const float *shift, double *s1,
+                                       double *s2) {
     for (size_t i = r0; i < r1; i++) {
-        const float *ar = a + i * (size_t)c, *br = b + i * (size_t)c;
+        const float *xr = x + i * (size_t)c;
         for (int ch = 0; ch < c; ch++) {
-            double d = (double)ar[ch] - (a0 ? (double)a0[ch] : 0.0);
+            double d = (double)xr[ch] - (double)shift[ch];
             s1[ch] += d;
-            s2[ch] += d * ((double)br[ch] - (double)b0[ch]);
+            s2[ch] += d * d;
         }
     }
-    ordered_add(2 * c, tot, part);
 }
 
-/* Training-mode batch normalization (see kernels.h). Statistics are taken
-** about a per-channel shift (the first row) so that the one-pass
-** sum/sum-of-squares does not cancel when |mean| >> std; y is formed as
-** ((x - shift) - (mean - shift)) * gamma*invstd + beta for the same reason.
+/* Backward moments of rows [r0, r1): with g = dy, masked by y > 0 when y is
+** not NULL: s1 += g, s2 += g * (x - mean), in double.
+** x, y, dy: (M,C)  mean, s1, s2: (C) */
+static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const float *y, const float *mean,
+                                       const float *dy, double *s1, double *s2) {
+    float masked[c]; /* one row of g: a select feeding a double sum does not vectorize, two loops do */
+    for (size_t i = r0; i < r1; i++) {
+        const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
+        if (y) {
+            const float *yr = y + i * (size_t)c;
+            for (int ch = 0; ch < c; ch++) {
+                float gv = gr[ch];
+                masked[ch] = yr[ch] > 0.0f ? gv : 0.0f;
+            }
+            gr = masked;
+        }
+        for (int ch = 0; ch < c; ch++) {
+            double g = gr[ch];
+            s1[ch] += g;
+            s2[ch] += g * ((double)xr[ch] - (double)mean[ch]);
+        }
+    }
+}
+
+/* Apply pass of rows [r0, r1): y = (x - sub) * scale + beta, then max(y, 0)
+** when relu. Serves both the training forward (sub = the batch mean, taken
+** as shift + dmu so that it does not cancel) and the eval forward. y may be x.
+** x, y: (M,C)  sub, scale, beta: (C) */
+static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const float *x, const float *shift, const float *dmu,
+                                 const float *scale, const float *beta, int relu, float *y) {
+    for (size_t i = r0; i < r1; i++) {
+        const float *xr = x + i * (size_t)c;
+        float *yr = y + i * (size_t)c;
+        if (relu) {
+            for (int ch = 0; ch < c; ch++) {
+                float v = ((xr[ch] - shift[ch]) - dmu[ch]) * scale[ch] + beta[ch];
+                yr[ch] = v > 0.0f ? v : 0.0f;
+            }
+        } else {
+            for (int ch = 0; ch < c; ch++) yr[ch] = ((xr[ch] - shift[ch]) - dmu[ch]) * scale[ch] + beta[ch];
+        }
+    }
+}
+
+/* Backward apply of rows [r0, r1), g = dy masked by y > 0 when y is given:
+** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
+** c2 = k*invstd*mean(g*xhat); `set` overwrites dx instead of adding.
+** x, y, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
+static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const float *x, const float *y, const float *mean,
+                                     const float *coef, const float *dy, int set, float *dx) {
+    const float *k = coef, *c1 = coef + c, *c2 = coef + 2 * c;
+    for (size_t i = r0; i < r1; i++) {
+        const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c, *yr = y ? y + i * (size_t)c : NULL;
+        float *dr = dx + i * (size_t)c;
+        if (yr && set) { /* gv loaded unconditionally so that the select vectorizes */
+            for (int ch = 0; ch < c; ch++) {
+                float gv = gr[ch];
+                dr[ch] = k[ch] * (yr[ch] > 0.0f ? gv : 0.0f) - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
+            }
+        } else if (yr) {
+            for (int ch = 0; ch < c; ch++) {
+                float gv = gr[ch];
+                dr[ch] += k[ch] * (yr[ch] > 0.0f ? gv : 0.0f) - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
+            }
+        } else if (set) {
+            for (int ch = 0; ch < c; ch++) dr[ch] = k[ch] * gr[ch] - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
+        } else {
+            for (int ch = 0; ch < c; ch++) dr[ch] += k[ch] * gr[ch] - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
+        }
+    }
+}
+
+/* Training-mode batch normalization, optionally fused with the ReLU that
+** follows (see kernels.h). Statistics are taken about a per-channel shift
+** (the first row) so that the one-pass sum/sum-of-squares does not cancel
+** when |mean| >> std; y is formed as ((x - shift) - (mean - shift)) *
+** gamma*invstd + beta for the same reason.
 ** x, y: (M,C)  gamma, beta, mean, invstd, running_*: (C) */
-void rn_bn_forward_train(size_t m, int c, const float *x, const float *gamma, const float *beta,
-                         float eps, float momentum, float *running_mean, float *running_var,
-                         float *mean, float *invstd, float *y) {
+void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+                            float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
+                            float *y, int flags) {
     if (m == 0 || c <= 0) return;
     double tot[2 * (size_t)c];   /* sum(x - shift), then sum((x - shift)^2) */
     float coef[2 * (size_t)c];   /* mean - shift, then gamma * invstd */
@@ -73,7 +154,12 @@ void rn_bn_forward_train(size_t m, int c, const float *x, const float *gamma, co
     const float *shift = x;      /* first row */
 #pragma omp parallel
     {
-        channel_moments(m, c, x, shift, x, shift, tot);
+        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
+        double part[2 * (size_t)c];
+        for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
+        fwd_moments_rows(r0, r1, c, x, shift, part, part + c);
+        ordered_add(2 * c, tot, part);
 #pragma omp single
         for (int ch = 0; ch < c; ch++) {
             double dmu = tot[ch] / (double)m;
@@ -90,66 +176,99 @@ void rn_bn_forward_train(size_t m, int c, const float *x, const float *gamma, co
                 running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
             }
         }
-        /* implicit barrier: coef is complete */
-        const float *dmu = coef, *scale = coef + c;
-#pragma omp for schedule(static)
-        for (size_t i = 0; i < m; i++) {
-            const float *xr = x + i * (size_t)c;
-            float *yr = y + i * (size_t)c;
-            for (int ch = 0; ch < c; ch++) yr[ch] = ((xr[ch] - shift[ch]) - dmu[ch]) * scale[ch] + beta[ch];
-        }
+        /* implicit barrier: coef is complete. The first row (shift) is read
+        ** by every thread, so with y == x it must not be overwritten before
+        ** all threads are done: y never aliases x in training. */
+        apply_rows(r0, r1, c, x, shift, coef, coef + c, beta, flags & RN_FUSE_RELU, y);
     }
 }
 
-/* Eval-mode batch normalization with the running statistics:
-** y = (x - running_mean) * (gamma / sqrt(running_var + eps)) + beta.
-** x, y: (M,C)  gamma, beta, running_*: (C) */
+/* The unfused training forward (see kernels.h). */
+void rn_bn_forward_train(size_t m, int c, const float *x, const float *gamma, const float *beta,
+                         float eps, float momentum, float *running_mean, float *running_var,
+                         float *mean, float *invstd, float *y) {
+    rn_bn_forward_train_ex(m, c, x, gamma, beta, eps, momentum, running_mean, running_var, mean, invstd, y, 0);
+}
+
+/* Eval-mode batch normalization with the running statistics, optionally
+** fused with a ReLU: y = (x - running_mean) * (gamma / sqrt(running_var + eps))
+** + beta. y may be x (in place).  x, y: (M,C)  gamma, beta, running_*: (C) */
+void rn_bn_forward_eval_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+                           const float *running_mean, const float *running_var, float *y, int flags) {
+    if (m == 0 || c <= 0) return;
+    float scale[c], zero[c];
+    for (int ch = 0; ch < c; ch++) {
+        scale[ch] = (float)(gamma[ch] / sqrt((double)running_var[ch] + eps));
+        zero[ch] = 0.0f;
+    }
+#pragma omp parallel
+    {
+        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        apply_rows(share_begin(m, tid, nt), share_begin(m, tid + 1, nt), c, x, running_mean, zero, scale, beta,
+                   flags & RN_FUSE_RELU, y);
+    }
+}
+
+/* The unfused eval forward (see kernels.h). */
 void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, const float *beta,
                         float eps, const float *running_mean, const float *running_var, float *y) {
-    if (m == 0 || c <= 0) return;
-    float scale[c];
-    for (int ch = 0; ch < c; ch++) scale[ch] = (float)(gamma[ch] / sqrt((double)running_var[ch] + eps));
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < m; i++) {
-        const float *xr = x + i * (size_t)c;
-        float *yr = y + i * (size_t)c;
-        for (int ch = 0; ch < c; ch++) yr[ch] = (xr[ch] - running_mean[ch]) * scale[ch] + beta[ch];
-    }
+    rn_bn_forward_eval_ex(m, c, x, gamma, beta, eps, running_mean, running_var, y, 0);
 }
 
-/* Backward of training-mode batch normalization, with xhat = (x-mean)*invstd:
-**   dx += gamma*invstd * (dy - sum(dy)/M - xhat * sum(dy*xhat)/M),
-**   dgamma += sum(dy*xhat), dbeta += sum(dy).  dx may be NULL.
-** x, dy, dx: (M,C)  gamma, mean, invstd, dgamma, dbeta: (C) */
-void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const float *mean,
-                    const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta) {
+/* Backward of training-mode batch normalization, optionally through the
+** ReLU that followed it (g = dy where y > 0, else 0), with xhat = (x-mean)*invstd:
+**   dx (+)= gamma*invstd * (g - sum(g)/M - xhat * sum(g*xhat)/M),
+**   dgamma += sum(g*xhat), dbeta += sum(g).  dx may be NULL.
+** x, y, dy, dx: (M,C)  gamma, mean, invstd, dgamma, dbeta: (C) */
+void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
+                       const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags) {
     if (m == 0 || c <= 0) return;
-    double tot[2 * (size_t)c];   /* sum(dy), then sum(dy * (x - mean)) */
-    float coef[3 * (size_t)c];   /* gamma*invstd, sum(dy)/M, sum(dy*xhat)/M */
+    double tot[2 * (size_t)c];   /* sum(g), then sum(g * (x - mean)) */
+    float coef[3 * (size_t)c];   /* k = gamma*invstd, k*sum(g)/M, k*invstd*sum(g*xhat)/M */
+    const float *mask = (flags & RN_FUSE_RELU) ? y : NULL;
     for (int ch = 0; ch < 2 * c; ch++) tot[ch] = 0.0;
 #pragma omp parallel
     {
-        channel_moments(m, c, dy, NULL, x, mean, tot);
+        const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
+        double part[2 * (size_t)c];
+        for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
+        bwd_moments_rows(r0, r1, c, x, mask, mean, dy, part, part + c);
+        ordered_add(2 * c, tot, part);
 #pragma omp single
         for (int ch = 0; ch < c; ch++) {
-            double sx = tot[c + ch] * (double)invstd[ch]; /* sum(dy * xhat) */
+            double sx = tot[c + ch] * (double)invstd[ch]; /* sum(g * xhat) */
+            double k = (double)gamma[ch] * invstd[ch];
             if (dgamma) dgamma[ch] += (float)sx;
             if (dbeta) dbeta[ch] += (float)tot[ch];
-            coef[ch] = (float)((double)gamma[ch] * invstd[ch]);
-            coef[c + ch] = (float)(tot[ch] / (double)m);
-            coef[2 * c + ch] = (float)(sx / (double)m);
+            coef[ch] = (float)k;
+            coef[c + ch] = (float)(k * tot[ch] / (double)m);
+            coef[2 * c + ch] = (float)(k * invstd[ch] * sx / (double)m);
         }
-        if (dx) {
-            const float *k = coef, *mdy = coef + c, *mdyx = coef + 2 * c;
-#pragma omp for schedule(static)
-            for (size_t i = 0; i < m; i++) {
-                const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
-                float *dr = dx + i * (size_t)c;
-                for (int ch = 0; ch < c; ch++) {
-                    float xh = (xr[ch] - mean[ch]) * invstd[ch];
-                    dr[ch] += k[ch] * (gr[ch] - mdy[ch] - xh * mdyx[ch]);
-                }
-            }
-        }
+        /* implicit barrier: coef is complete */
+        if (dx) bwd_apply_rows(r0, r1, c, x, mask, mean, coef, dy, flags & RN_FUSE_SET, dx);
     }
+}
+
+/* The unfused backward (see kernels.h). */
+void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const float *mean,
+                    const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta) {
+    rn_bn_backward_ex(m, c, x, NULL, gamma, mean, invstd, dy, dx, dgamma, dbeta, 0);
+}
+
+/* Folds an eval-mode BN into the convolution before it: with
+** s = gamma / sqrt(running_var + eps), conv(x, w) + b followed by the BN is
+** conv(x, w*s) + (b - running_mean)*s + beta.
+** w, wf: (rows, Co), the output channel contiguous (HWIO with rows = K*K*Ci)
+** bias: (Co) or NULL   gamma, beta, running_*, bf: (Co) */
+void rn_bn_fold(size_t rows, int co, const float *w, const float *bias, const float *gamma, const float *beta,
+                float eps, const float *running_mean, const float *running_var, float *wf, float *bf) {
+    float s[co > 0 ? co : 1];
+    for (int o = 0; o < co; o++) {
+        s[o] = (float)(gamma[o] / sqrt((double)running_var[o] + eps));
+        bf[o] = ((bias ? bias[o] : 0.0f) - running_mean[o]) * s[o] + beta[o];
+    }
+#pragma omp parallel for schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        for (int o = 0; o < co; o++) wf[r * (size_t)co + o] = w[r * (size_t)co + o] * s[o];
 }

@@ -73,6 +73,29 @@ void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, con
 void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const float *mean,
                     const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
 
+/* Fused forms (one memory pass fewer each), flags an OR of:
+**   RN_FUSE_RELU  forward: y = max(bn(x), 0) in the same pass; backward: dy
+**                 is first masked by y > 0, y being that ReLU's output (the
+**                 ReLU backward and the BN backward in one pass);
+**   RN_FUSE_SET   backward: dx = ... instead of dx += ... (the first
+**                 contribution to dx, which then needs no zeroing).
+** The eval forward may run in place (y == x); the training forward may not.
+** y (backward): (M,C), only read with RN_FUSE_RELU. */
+#define RN_FUSE_RELU 1
+#define RN_FUSE_SET 2
+void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+                            float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
+                            float *y, int flags);
+void rn_bn_forward_eval_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+                           const float *running_mean, const float *running_var, float *y, int flags);
+void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
+                       const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags);
+/* Eval-mode BN folded into the convolution before it: wf = w * s and
+** bf = (b - running_mean) * s + beta with s = gamma / sqrt(running_var + eps).
+** w, wf: (rows, Co) (HWIO, rows = K*K*Ci)  bias: (Co) or NULL  bf: (Co) */
+void rn_bn_fold(size_t rows, int co, const float *w, const float *bias, const float *gamma, const float *beta,
+                float eps, const float *running_mean, const float *running_var, float *wf, float *bf);
+
 /* ---- elementwise ------------------------------------------------------ */
 /* y = max(x, 0); dx += dy where y > 0.  x, y: (n) */
 void rn_relu_forward(size_t n, const float *x, float *y);
@@ -80,6 +103,11 @@ void rn_relu_backward(size_t n, const float *y, const float *dy, float *dx);
 /* y = a + b; da += dy, db += dy.  (n) */
 void rn_add_forward(size_t n, const float *a, const float *b, float *y);
 void rn_add_backward(size_t n, const float *dy, float *da, float *db);
+/* Fused and in-place forms: y = max(a + b, 0) (y may be a or b); relu
+** backward with RN_FUSE_SET writes dx = (y > 0 ? dy : 0) (dx may be dy);
+** rn_add_backward skips a NULL da or db. relu forward may run in place. */
+void rn_add_relu_forward(size_t n, const float *a, const float *b, float *y);
+void rn_relu_backward_ex(size_t n, const float *y, const float *dy, float *dx, int flags);
 
 /* ---- pooling ---------------------------------------------------------- */
 /* Max pooling with -inf padding; ties go to the first window position in

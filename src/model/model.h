@@ -34,7 +34,20 @@ typedef struct {
     int bn;             /* BN: index into num_batches_tracked */
     /* set by planning for an input size: */
     int h_in, w_in, h_out, w_out;
+    /* how the layer runs in the planned arena (rn_model_plan, run.c): */
+    int fuse_relu;      /* BN, ADD: also applies the ReLU reading it, in the same pass */
+    int skip;           /* RN_SKIP_FWD: its forward is done by a neighbour; RN_SKIP_BWD: its backward too */
+    int fold;           /* CONV in an eval plan: index of the BN folded into it, else -1 */
+    unsigned char gmode[2]; /* backward: what it does to the gradient of src, src2 (RN_G_*) */
 } rn_layer;
+
+/* Flags of rn_layer.skip. */
+#define RN_SKIP_FWD 1
+#define RN_SKIP_BWD 2
+/* What a layer's backward does to the gradient of one of its inputs:
+** add into it, zero it first, overwrite it, or nothing (it shares the
+** memory of the layer's own output gradient, which already holds it). */
+enum { RN_G_ACC = 0, RN_G_ZERO, RN_G_SET, RN_G_ALIAS };
 
 /* Where a state_dict tensor lives. */
 typedef enum { RN_T_PARAM, RN_T_BUFFER, RN_T_COUNT } rn_tensor_home;
@@ -63,11 +76,14 @@ struct rn_model {
     float mean[4], std[4];
     int input_h, input_w;
     int eval_resize;     /* shorter side before the center crop at inference (0: resize to input) */
-    /* the plan: activation memory for one input shape */
+    /* the plan: activation memory for one input shape. Layers whose
+    ** lifetimes do not overlap share memory, and in-place layers share
+    ** their input's, so act/dact pointers of different layers may be equal. */
     int plan_n, plan_h, plan_w, plan_train;
-    float **act, **dact; /* per layer output and its gradient */
+    float **act, **dact; /* per layer output and its gradient (NULL: none) */
     float *arena;        /* one allocation behind act, dact, stats and workspace */
-    float *bn_mean, *bn_invstd, *ws;
+    size_t arena_floats, tensor_floats; /* the whole arena; its activations and gradients */
+    float *bn_mean, *bn_invstd, *ws, *fold_w; /* fold_w: folded conv weights and bias (eval plans) */
     const float *input;  /* the image batch of the current step */
 };
 
@@ -81,6 +97,9 @@ void rn_model_backward(rn_model *m, const float *dlogits);
 /* Loads a pretrained body for fine-tuning: a head with another class count
 ** is kept as initialized (*new_head = 1); metadata is not taken. */
 rn_status rn_model_load_pretrained(rn_model *m, const char *path, int *new_head, rn_error *err);
+/* Bytes of the current plan's arena: activations, gradients, BN batch
+** statistics and workspace (0 before any forward). */
+size_t rn_model_plan_bytes(const rn_model *m);
 /* Elements of layer i's output for one sample. */
 size_t rn_layer_size(const rn_layer *l);
 

@@ -1,6 +1,29 @@
 /*
 ** Running the layer list: planning activation memory for an input shape,
 ** the forward pass (inference or training), the loss and the backward pass.
+**
+** The plan (rn_model_plan) decides, once per batch and input size:
+**   - fusions: a ReLU whose input is a BN or a residual ADD read by nothing
+**     else runs inside that layer's pass (BN+ReLU, ADD+ReLU forward; the
+**     ReLU mask inside the BN backward or applied in place before the ADD
+**     backward); in an eval plan, a BN whose conv feeds nothing else is
+**     folded into that conv's weights when that costs less memory traffic
+**     than the BN pass (weights no larger than the activation);
+**   - in-place layers: a ReLU, an ADD (and in eval plans a BN) overwrites
+**     an input that nothing else reads and whose value no backward needs,
+**     as PyTorch's inplace=True does;
+**   - gradient routing (training): the first layer, in backward order, to
+**     send a gradient to a tensor overwrites it (BN, ReLU), or zeroes it and
+**     accumulates (conv and the rest); an ADD passes its output gradient to
+**     its operands without a copy, by handing them its memory, when no
+**     operand's later accumulation can clobber what the other still needs;
+**   - memory: every activation and gradient (or in-place chain of them) is
+**     a slot live from its first to its last touch on the step's timeline
+**     (forward i at time i, the loss at L, backward i at 2L - i); slots are
+**     placed in one arena greedily, largest first, at the lowest offset that
+**     does not overlap a slot live at the same time.
+** The plan is exercised against a reference runner with no reuse and no
+** fusion in tests/test_model.c.
 */
 #include "model/model.h"
 #include "core/error.h"
@@ -58,68 +81,378 @@ static int max_threads(void) {
 #endif
 }
 
-/* Makes sure activation memory is planned for (n, h, w, train): one arena
-** holds every layer's output, with training also their gradients, the BN
-** batch statistics and the convolution scratch. */
+/* ---- planning ---------------------------------------------------------- */
+
+/* Arena memory for one or more tensors (an in-place chain, or gradients
+** handed on without a copy), live from time first to time last. */
+typedef struct {
+    size_t size, off; /* floats, rounded to a 64-byte line */
+    int first, last;
+} slot;
+
+/* Planning state: the model, the batch, and per tensor its slot. */
+typedef struct {
+    rn_model *m;
+    int n, train, L;
+    int *nread;        /* layers reading each activation */
+    int *aslot, *gslot; /* slot of each activation and of its gradient, -1 none */
+    slot *slots;
+    int nslots;
+} planner;
+
+/* Floats rounded up to a 64-byte line. */
+static size_t line(size_t floats) { return (floats + 15) & ~(size_t)15; }
+
+/* A new slot of the given floats; returns its index. */
+static int new_slot(planner *p, size_t floats) {
+    slot *s = &p->slots[p->nslots];
+    s->size = line(floats), s->off = 0, s->first = -1, s->last = -1;
+    return p->nslots++;
+}
+
+/* Records that slot k is read or written at time t. */
+static void touch(planner *p, int k, int t) {
+    if (k < 0) return;
+    slot *s = &p->slots[k];
+    if (s->first < 0 || t < s->first) s->first = t;
+    if (t > s->last) s->last = t;
+}
+
+/* Floats of activation i for the whole batch. */
+static size_t act_floats(const planner *p, int i) { return (size_t)p->n * rn_layer_size(&p->m->layers[i]); }
+
+/* Highest index of a layer reading activation s, other than layer `except`; -1 if none. */
+static int last_reader_except(const rn_model *m, int s, int except) {
+    int last = -1;
+    for (int j = s + 1; j < m->nlayers; j++)
+        if (j != except && (m->layers[j].src == s || (m->layers[j].kind == RN_L_ADD && m->layers[j].src2 == s)))
+            last = j;
+    return last;
+}
+
+/* Whether layer i's backward reads its own output (ReLU masks, max-pool argmax). */
+static int needs_output(const rn_layer *l) {
+    return l->kind == RN_L_RELU || l->kind == RN_L_MAXPOOL || l->fuse_relu;
+}
+
+/* Whether layer i's backward reads its input. */
+static int needs_input(const rn_layer *l) {
+    return l->kind == RN_L_CONV || l->kind == RN_L_BN || l->kind == RN_L_MAXPOOL || l->kind == RN_L_FC;
+}
+
+/* Whether the one layer reading activation s may overwrite it: s has no
+** other reader and, in training, s's own backward does not need it. */
+static int can_overwrite(const planner *p, int s) {
+    return s >= 0 && p->nread[s] == 1 && (!p->train || !needs_output(&p->m->layers[s]));
+}
+
+/* Fusion and folding decisions. An eval plan folds a BN into the conv
+** before it when that conv feeds nothing else and its weights are no more
+** floats than its output (folding reads and writes the weights once per
+** forward, the BN pass reads and writes the activation). A ReLU whose
+** input is a BN or ADD read by nothing else runs inside that layer. */
+static void plan_fusion(planner *p) {
+    rn_model *m = p->m;
+    for (int i = 0; i < p->L; i++) {
+        rn_layer *l = &m->layers[i];
+        l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->gmode[0] = l->gmode[1] = RN_G_ACC;
+    }
+    for (int i = 0; i < p->L; i++) {
+        rn_layer *l = &m->layers[i];
+        int s = l->src;
+        if (s < 0) continue;
+        rn_layer *in = &m->layers[s];
+        if (!p->train && l->kind == RN_L_BN && in->kind == RN_L_CONV && p->nread[s] == 1 &&
+            (size_t)in->k * in->k * in->c_in * in->c_out <= act_floats(p, s)) {
+            in->fold = i;
+            l->skip = RN_SKIP_FWD | RN_SKIP_BWD;
+        }
+        if (l->kind == RN_L_RELU && p->nread[s] == 1 && ((in->kind == RN_L_BN && !in->skip) || in->kind == RN_L_ADD)) {
+            in->fuse_relu = 1;
+            l->skip = RN_SKIP_FWD | RN_SKIP_BWD;
+        }
+    }
+}
+
+/* Gives every activation a slot: its own, or its input's for a layer that
+** runs in place (fused ReLU, folded BN, in-place ReLU / ADD / eval BN). */
+static void plan_activations(planner *p) {
+    for (int i = 0; i < p->L; i++) {
+        const rn_layer *l = &p->m->layers[i];
+        int s = l->src, at = -1;
+        if (l->skip & RN_SKIP_FWD) at = s; /* fused ReLU or folded BN: its input's layer writes its output */
+        else if (l->kind == RN_L_RELU && can_overwrite(p, s)) at = s;
+        else if (l->kind == RN_L_BN && !p->train && can_overwrite(p, s)) at = s;
+        else if (l->kind == RN_L_ADD && s != l->src2)
+            at = can_overwrite(p, s) ? s : can_overwrite(p, l->src2) ? l->src2 : -1;
+        p->aslot[i] = at >= 0 ? p->aslot[at] : new_slot(p, act_floats(p, i));
+    }
+}
+
+/* Whether layer p's backward only reads its output gradient (writes only
+** its input's), so that memory may also hold another tensor's gradient. */
+static int pure_reader(const rn_model *m, int p) {
+    const rn_layer *l = &m->layers[p];
+    if (l->kind == RN_L_RELU) return (l->skip & RN_SKIP_FWD) && m->layers[l->src].kind == RN_L_BN;
+    return l->kind != RN_L_ADD;
+}
+
+/* Gradient routing of ADD a's operands (the first contribution to an
+** operand's gradient hands it a's output gradient memory; see the file
+** comment). With hi the later operand and lo the earlier, both may share it
+** when hi is read by a alone and its backward only reads it, and every
+** other reader of lo comes before hi, so that lo's later accumulations
+** happen after hi's gradient has been consumed. */
+static void plan_add_grads(planner *p, int a) {
+    rn_model *m = p->m;
+    rn_layer *l = &m->layers[a];
+    int u = l->src, v = l->src2;
+    int hi = u > v ? u : v, lo = u > v ? v : u;
+    int first_hi = hi >= 0 && p->gslot[hi] < 0, first_lo = lo >= 0 && lo != hi && p->gslot[lo] < 0;
+    int mode_hi = RN_G_ACC, mode_lo = RN_G_ACC;
+    if (first_hi) p->gslot[hi] = p->gslot[a], mode_hi = RN_G_ALIAS;
+    if (first_lo) {
+        int share = !first_hi || (p->nread[hi] == 1 && pure_reader(m, hi) && last_reader_except(m, lo, a) < hi);
+        if (share) p->gslot[lo] = p->gslot[a], mode_lo = RN_G_ALIAS;
+        else p->gslot[lo] = new_slot(p, act_floats(p, lo)), mode_lo = RN_G_SET;
+    }
+    l->gmode[0] = u == hi ? mode_hi : mode_lo;
+    l->gmode[1] = u == hi ? mode_lo : mode_hi;
+    if (u == v) l->gmode[1] = RN_G_ACC; /* y = x + x: the second half adds onto the first */
+}
+
+/* Gives every gradient a slot, walking the layers in backward order, and
+** records how each layer's backward treats its input's gradient. A layer
+** that no gradient reaches skips its backward. */
+static void plan_gradients(planner *p) {
+    rn_model *m = p->m;
+    p->gslot[p->L - 1] = new_slot(p, act_floats(p, p->L - 1));
+    for (int i = p->L - 1; i >= 0; i--) {
+        rn_layer *l = &m->layers[i];
+        int s = l->src;
+        if (p->gslot[i] < 0) {
+            l->skip |= RN_SKIP_BWD;
+            continue;
+        }
+        if (l->kind == RN_L_RELU && (l->skip & RN_SKIP_FWD)) {
+            p->gslot[s] = p->gslot[i]; /* fused: the BN or ADD before applies the mask */
+            continue;
+        }
+        if (l->kind == RN_L_ADD) {
+            plan_add_grads(p, i);
+            continue;
+        }
+        if (s < 0) continue;
+        if (p->gslot[s] >= 0) {
+            l->gmode[0] = RN_G_ACC;
+        } else if (l->kind == RN_L_RELU && p->aslot[i] == p->aslot[s]) {
+            p->gslot[s] = p->gslot[i], l->gmode[0] = RN_G_ALIAS; /* mask in place */
+        } else {
+            p->gslot[s] = new_slot(p, act_floats(p, s));
+            l->gmode[0] = (l->kind == RN_L_BN || l->kind == RN_L_RELU) ? RN_G_SET : RN_G_ZERO;
+        }
+    }
+}
+
+/* Records every slot touch of one step: forward i at time i, the loss at L,
+** backward i at 2L - i (what each kernel reads and writes). */
+static void plan_lifetimes(planner *p) {
+    const rn_model *m = p->m;
+    int L = p->L;
+    for (int i = 0; i < L; i++) {
+        const rn_layer *l = &m->layers[i];
+        if (l->skip & RN_SKIP_FWD) continue;
+        touch(p, p->aslot[i], i);
+        if (l->src >= 0) touch(p, p->aslot[l->src], i);
+        if (l->kind == RN_L_ADD && l->src2 >= 0) touch(p, p->aslot[l->src2], i);
+    }
+    touch(p, p->aslot[L - 1], L);
+    if (!p->train) return;
+    touch(p, p->gslot[L - 1], L);
+    for (int i = L - 1; i >= 0; i--) {
+        const rn_layer *l = &m->layers[i];
+        int t = 2 * L - i;
+        if (l->skip & RN_SKIP_BWD) continue;
+        touch(p, p->gslot[i], t);
+        if (l->src >= 0) touch(p, p->gslot[l->src], t);
+        if (l->kind == RN_L_ADD && l->src2 >= 0) touch(p, p->gslot[l->src2], t);
+        if (needs_input(l) && l->src >= 0) touch(p, p->aslot[l->src], t);
+        if (needs_output(l)) touch(p, p->aslot[i], t);
+    }
+}
+
+/* Places the slots: each, largest first, at the lowest offset where it
+** overlaps no already placed slot whose life overlaps its own. Returns the
+** floats spanned. `order` and `placed` are scratch of nslots ints. */
+static size_t place_slots(planner *p, int *order, int *placed) {
+    size_t total = 0;
+    int np = 0;
+    /* insertion sort by size, largest first, ties by first touch (qsort
+    ** would need a file-scope pointer to the slots) */
+    for (int a = 0; a < p->nslots; a++) {
+        int key = order[a] = a, b = a - 1;
+        const slot *ks = &p->slots[key];
+        for (; b >= 0; b--) {
+            const slot *bs = &p->slots[order[b]];
+            if (bs->size > ks->size || (bs->size == ks->size && bs->first <= ks->first)) break;
+            order[b + 1] = order[b];
+        }
+        order[b + 1] = key;
+    }
+    for (int a = 0; a < p->nslots; a++) {
+        slot *s = &p->slots[order[a]];
+        if (s->first < 0) continue; /* never touched */
+        size_t off = 0;
+        for (int moved = 1; moved;) { /* first fit: bump past every conflict until none is left */
+            moved = 0;
+            for (int b = 0; b < np; b++) {
+                const slot *o = &p->slots[placed[b]];
+                if (o->last < s->first || s->last < o->first) continue;
+                if (off < o->off + o->size && o->off < off + s->size) off = o->off + o->size, moved = 1;
+            }
+        }
+        s->off = off;
+        placed[np++] = order[a];
+        if (off + s->size > total) total = off + s->size;
+    }
+    return total;
+}
+
+/* Frees the planner's arrays. */
+static void planner_free(planner *p) {
+    free(p->nread);
+    free(p->aslot);
+    free(p->gslot);
+    free(p->slots);
+}
+
+/* Decides fusions, in-place layers and (training) gradient routing, and
+** places every tensor slot; returns the floats they span. */
+static size_t plan_tensors(planner *p, int *scratch) {
+    for (int i = 0; i < p->L; i++) {
+        const rn_layer *l = &p->m->layers[i];
+        p->aslot[i] = p->gslot[i] = -1;
+        if (l->src >= 0) p->nread[l->src]++;
+        if (l->kind == RN_L_ADD && l->src2 >= 0 && l->src2 != l->src) p->nread[l->src2]++;
+    }
+    plan_fusion(p);
+    plan_activations(p);
+    if (p->train) plan_gradients(p);
+    plan_lifetimes(p);
+    return place_slots(p, scratch, scratch + 2 * p->L);
+}
+
+/* Floats of the convolution workspace (*ws) and of the folded-weight
+** scratch (*fold: the largest folded conv's weights and bias) for batch n. */
+static void scratch_floats(const rn_model *m, int n, size_t *ws, size_t *fold) {
+    *ws = *fold = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const rn_layer *l = &m->layers[i];
+        if (l->kind != RN_L_CONV) continue;
+        rn_conv_shape s = window(l, n);
+        size_t need = rn_conv_workspace(&s, max_threads());
+        size_t wf = (size_t)l->k * l->k * l->c_in * l->c_out + l->c_out;
+        if (need > *ws) *ws = need;
+        if (l->fold >= 0 && wf > *fold) *fold = wf;
+    }
+}
+
+/* Makes sure activation memory is planned for (n, h, w, train): decides
+** fusions and in-place layers, lays every activation (and in training every
+** gradient) out in one arena by lifetime, and adds the BN batch statistics,
+** the convolution workspace and (eval) the folded-weight scratch. */
 rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *err) {
     if (m->arena && m->plan_n == n && m->plan_h == h && m->plan_w == w && m->plan_train >= train) return RN_OK;
     if (n < 1) return rn_fail(err, RN_ERR_ARG, "batch size must be positive, got %d", n);
     rn_status st = rn_model_shapes(m, h, w, err);
     if (st) return st;
-    size_t total = 2 * m->nstats, ws = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        rn_layer *l = &m->layers[i];
-        total += (size_t)n * rn_layer_size(l) * (train ? 2 : 1);
-        if (l->kind == RN_L_CONV) {
-            rn_conv_shape s = window(l, n);
-            size_t need = rn_conv_workspace(&s, max_threads());
-            if (need > ws) ws = need;
-        }
-    }
-    total += ws;
+    int L = m->nlayers;
+    planner p = {m, n, train, L, calloc((size_t)L, sizeof(int)), calloc((size_t)L, sizeof(int)),
+                 calloc((size_t)L, sizeof(int)), calloc(2 * (size_t)L, sizeof(slot)), 0};
+    int *scratch = malloc(4 * (size_t)L * sizeof(int)); /* placement order, then placed: 2L each */
     free(m->arena);
     free(m->act);
     m->arena = NULL;
-    m->act = calloc(2 * (size_t)m->nlayers, sizeof(float *));
-    m->arena = malloc(total * sizeof(float));
-    if (!m->act || !m->arena)
-        return rn_fail(err, RN_ERR_NOMEM, "out of memory planning %s for batch %d at %dx%d (%.1f GB)", m->spec.arch,
-                       n, h, w, total * 4.0 / 1e9);
-    m->dact = m->act + m->nlayers;
-    float *p = m->arena;
-    for (int i = 0; i < m->nlayers; i++) {
-        size_t sz = (size_t)n * rn_layer_size(&m->layers[i]);
-        m->act[i] = p, p += sz;
-        if (train) m->dact[i] = p, p += sz;
+    m->arena_floats = m->tensor_floats = 0;
+    m->act = calloc(2 * (size_t)L, sizeof(float *));
+    size_t body = 0, ws = 0, fold = 0;
+    if (p.nread && p.aslot && p.gslot && p.slots && scratch && m->act) {
+        body = plan_tensors(&p, scratch);
+        scratch_floats(m, n, &ws, &fold);
+        m->tensor_floats = body;
+        m->arena_floats = 2 * line(m->nstats) + line(ws) + line(fold) + body;
+        m->arena = malloc((m->arena_floats ? m->arena_floats : 1) * sizeof(float));
     }
-    m->bn_mean = p, p += m->nstats;
-    m->bn_invstd = p, p += m->nstats;
-    m->ws = p;
+    if (!m->arena) {
+        planner_free(&p);
+        free(scratch);
+        return rn_fail(err, RN_ERR_NOMEM, "out of memory planning %s for batch %d at %dx%d (%.1f GB)",
+                       m->spec.arch, n, h, w, m->arena_floats * 4.0 / 1e9);
+    }
+    m->dact = m->act + L;
+    m->bn_mean = m->arena;
+    m->bn_invstd = m->bn_mean + line(m->nstats);
+    m->ws = m->bn_invstd + line(m->nstats);
+    m->fold_w = m->ws + line(ws);
+    float *base = m->fold_w + line(fold);
+    for (int i = 0; i < L; i++) {
+        m->act[i] = base + p.slots[p.aslot[i]].off;
+        m->dact[i] = p.gslot[i] >= 0 ? base + p.slots[p.gslot[i]].off : NULL;
+    }
+    planner_free(&p);
+    free(scratch);
     m->plan_n = n, m->plan_h = h, m->plan_w = w, m->plan_train = train;
     return RN_OK;
 }
 
-/* Runs layer l forward on a batch of n. */
+/* Bytes of the current plan's arena (0 before any forward). */
+size_t rn_model_plan_bytes(const rn_model *m) { return m->arena ? m->arena_floats * sizeof(float) : 0; }
+
+/* ---- running ----------------------------------------------------------- */
+
+/* Runs a convolution forward, with the BN reading it folded into its
+** weights and bias when the plan says so (eval plans). */
+static void conv_forward(rn_model *m, const rn_layer *l, int n, const float *x, float *y) {
+    const float *P = m->params, *wt = P + l->w, *b = l->bias ? P + l->b : NULL;
+    rn_conv_shape s = window(l, n);
+    if (l->fold >= 0) {
+        const rn_layer *bn = &m->layers[l->fold];
+        size_t rows = (size_t)l->k * l->k * l->c_in;
+        float *wf = m->fold_w, *bf = m->fold_w + rows * l->c_out;
+        rn_bn_fold(rows, l->c_out, wt, b, P + bn->w, P + bn->b, m->spec.bn_eps, m->buffers + bn->rmean,
+                   m->buffers + bn->rvar, wf, bf);
+        wt = wf, b = bf;
+    }
+    rn_conv_forward_ws(&s, x, wt, b, y, m->ws);
+}
+
+/* Runs layer l forward on a batch of n (nothing for a layer fused into
+** its input's). */
 static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int train) {
+    if (l->skip & RN_SKIP_FWD) return;
     const float *x = l->src < 0 ? m->input : m->act[l->src];
     float *y = m->act[i], *P = m->params;
     size_t rows = (size_t)n * l->h_out * l->w_out;
+    int relu = l->fuse_relu ? RN_FUSE_RELU : 0;
     rn_conv_shape s = window(l, n);
     switch (l->kind) {
-    case RN_L_CONV: rn_conv_forward(&s, x, P + l->w, l->bias ? P + l->b : NULL, y); break;
+    case RN_L_CONV: conv_forward(m, l, n, x, y); break;
     case RN_L_BN:
         if (train) {
-            rn_bn_forward_train(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
-                                m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
-                                m->bn_invstd + l->stat, y);
+            rn_bn_forward_train_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
+                                   m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
+                                   m->bn_invstd + l->stat, y, relu);
             m->nbt[l->bn]++;
         } else {
-            rn_bn_forward_eval(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
-                               m->buffers + l->rvar, y);
+            rn_bn_forward_eval_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
+                                  m->buffers + l->rvar, y, relu);
         }
         break;
     case RN_L_RELU: rn_relu_forward(rows * l->c_out, x, y); break;
-    case RN_L_ADD: rn_add_forward(rows * l->c_out, x, m->act[l->src2], y); break;
+    case RN_L_ADD:
+        if (relu) rn_add_relu_forward(rows * l->c_out, x, m->act[l->src2], y);
+        else rn_add_forward(rows * l->c_out, x, m->act[l->src2], y);
+        break;
     case RN_L_MAXPOOL: rn_maxpool_forward(&s, x, y); break;
     case RN_L_PADSKIP: rn_padskip_forward(&s, l->pad, x, y); break;
     case RN_L_GAP: rn_gap_forward(n, l->h_in * l->w_in, l->c_in, x, y); break;
@@ -127,21 +460,40 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     }
 }
 
+/* Backward of an ADD: applies a fused ReLU's mask in place, then sends the
+** gradient to each operand as planned (shared memory, copy, or add). */
+static void add_backward(rn_model *m, const rn_layer *l, int i, size_t cnt) {
+    float *dy = m->dact[i];
+    if (l->fuse_relu) rn_relu_backward_ex(cnt, m->act[i], dy, dy, RN_FUSE_SET);
+    for (int k = 0; k < 2; k++) {
+        int o = k ? l->src2 : l->src;
+        if (o < 0 || l->gmode[k] == RN_G_ALIAS) continue;
+        if (l->gmode[k] == RN_G_SET) memcpy(m->dact[o], dy, cnt * sizeof(float));
+        else rn_add_backward(cnt, dy, m->dact[o], NULL);
+    }
+}
+
 /* Runs layer l backward: its input gradients and parameter gradients. */
 static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
+    if (l->skip & RN_SKIP_BWD) return;
     const float *x = l->src < 0 ? m->input : m->act[l->src];
     const float *dy = m->dact[i], *P = m->params;
     float *dx = l->src < 0 ? NULL : m->dact[l->src], *G = m->grads;
     size_t rows = (size_t)n * l->h_out * l->w_out;
     rn_conv_shape s = window(l, n);
+    if (dx && l->gmode[0] == RN_G_ZERO)
+        memset(dx, 0, (size_t)n * rn_layer_size(&m->layers[l->src]) * sizeof(float));
+    int set = l->gmode[0] == RN_G_ACC ? 0 : RN_FUSE_SET;
     switch (l->kind) {
     case RN_L_CONV: rn_conv_backward(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws); break;
     case RN_L_BN:
-        rn_bn_backward(rows, l->c_out, x, P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat, dy, dx,
-                       G + l->w, G + l->b);
+        rn_bn_backward_ex(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat, dy,
+                          dx, G + l->w, G + l->b, (l->fuse_relu ? RN_FUSE_RELU : 0) | set);
         break;
-    case RN_L_RELU: rn_relu_backward(rows * l->c_out, m->act[i], dy, dx); break;
-    case RN_L_ADD: rn_add_backward(rows * l->c_out, dy, dx, m->dact[l->src2]); break;
+    case RN_L_RELU:
+        if (dx) rn_relu_backward_ex(rows * l->c_out, m->act[i], dy, dx, set);
+        break;
+    case RN_L_ADD: add_backward(m, l, i, rows * l->c_out); break;
     case RN_L_MAXPOOL: rn_maxpool_backward(&s, x, m->act[i], dy, dx); break;
     case RN_L_PADSKIP: rn_padskip_backward(&s, l->pad, dy, dx); break;
     case RN_L_GAP: rn_gap_backward(n, l->h_in * l->w_in, l->c_in, dy, dx); break;
@@ -168,14 +520,14 @@ rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, int
 }
 
 /* Backward pass from dlogits: (N,K), which may already sit in the last
-** layer's gradient buffer. Zeroes every other gradient first, because the
-** kernels accumulate. */
+** layer's gradient buffer, after a training-mode forward on a training plan.
+** Activation gradients need no zeroing: the plan makes each one's first
+** contribution overwrite, or zero just before. */
 void rn_model_backward(rn_model *m, const float *dlogits) {
     int n = m->plan_n, last = m->nlayers - 1;
-    for (int i = 0; i < last; i++) memset(m->dact[i], 0, (size_t)n * rn_layer_size(&m->layers[i]) * sizeof(float));
     memset(m->grads, 0, m->nparams * sizeof(float));
     if (dlogits != m->dact[last]) memcpy(m->dact[last], dlogits, (size_t)n * m->spec.classes * sizeof(float));
-    for (int i = m->nlayers - 1; i >= 0; i--) layer_backward(m, &m->layers[i], i, n);
+    for (int i = last; i >= 0; i--) layer_backward(m, &m->layers[i], i, n);
 }
 
 /* Forward in training mode, loss, backward; grads hold d(loss)/d(params). */
