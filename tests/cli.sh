@@ -88,5 +88,8 @@ msg=$("$B" train --data /nonexistent/dir --epochs 1 2>&1 >/dev/null)
 msg=$("$B" predict --model /nonexistent.safetensors x.jpg 2>&1 >/dev/null)
 [ $? = 1 ] && echo "$msg" | grep -q "/nonexistent.safetensors" && ok || bad "predict names a missing model: $msg"
 
+# regression: a stride-2 backward-data phase with no rows (8x1 input) divided by zero
+"$B" bench --arch resnet18 --size 8x1 --bs 2 --steps 1 --warmup 0 --peak-gflops 500 >/dev/null 2>&1 && ok || bad "bench resnet18 8x1 train"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]

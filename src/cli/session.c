@@ -116,7 +116,10 @@ void rn_session_model_augment(const rn_model *m, rn_augment *aug) {
 /* Creates a loader over d (see session.h). */
 int rn_session_loader(const rn_dataset *d, const rn_augment *aug, const rn_data_args *a, int train, uint64_t seed,
                       rn_loader **out) {
-    long bs = 128, workers = 1;
+    /* In-memory samples cost microseconds to augment: a loader thread would
+    ** only preempt the compute threads on a small machine, so they are made
+    ** in the training thread unless asked; decoding files needs a worker. */
+    long bs = 128, workers = d->kind == RN_DS_MEMORY ? 0 : 1;
     if (rn_args_int("bs", a->bs, 1, 1 << 20, &bs) || rn_args_int("workers", a->workers, 0, 256, &workers)) return -1;
     rn_loader_config cfg = {.batch = (int)bs, .drop_last = train && a->drop_last, .shuffle = train && !a->no_shuffle,
                             .train = train && !a->no_augment, .workers = (int)workers,

@@ -36,7 +36,7 @@ typedef struct {
     "  --labels FILE        readable class names for folder ids (lines 'n01440764 tench')\n"        \
     "  --size HxW           input size (default: 28 Fashion-MNIST/IDX, 32 CIFAR, 224 folders)\n"    \
     "  --bs N               batch size (default 128)\n"                                              \
-    "  --workers N          loader threads (default 1; 0 = load in the training thread)\n"           \
+    "  --workers N          loader threads (default: 0 = in the training thread for IDX/CIFAR, 1 for folders)\n"           \
     "  --strict             an undecodable image is an error (default: skipped and counted)\n"      \
     "  --no-shuffle         keep the data set's order\n"                                           \
     "  --drop-last          drop the last, smaller batch of each epoch\n"                          \

@@ -148,7 +148,7 @@ static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
     p.nbpi = (g->gh + p.band - 1) / p.band;
     const long long tiles = p.rowmode ? (long long)g->n * p.nbpi : p.ntm;
     p.ncb = 1;
-    if (tiles < 4LL * nt) {
+    if (tiles > 0 && tiles < 4LL * nt) { /* tiles = 0: an empty job (a stride phase with no rows) */
         long long want = (4LL * nt + tiles - 1) / tiles;
         p.ncb = want < p.ncot ? (int)want : p.ncot;
     }
