@@ -67,6 +67,21 @@ out=$("$B" bench --peak --threads 1 --json)
 echo "$out" | /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); sys.exit(not (r["peak_gflops"] > 0 and r["threads"] == 1))' \
     && ok || bad "bench --peak: $out"
 
+# resnet bench --loader: a short real run on Fashion-MNIST, and a missing folder named in the error.
+out=$("$B" bench --loader fashion-mnist --batches 3 --json 2>&1)
+echo "$out" | /usr/bin/python3 -c '
+import json, sys
+r = json.loads(sys.stdin.read().strip().splitlines()[-1])
+sys.exit(not (r["images_per_s"] > 0 and r["spec"] == "fashion-mnist" and r["batch"] == 128 and r["batches"] == 3
+              and r["height"] == 28 and r["channels"] == 1 and r["workers"] == 0 and r["peak_rss_mib"] > 0))' \
+    && ok || bad "bench --loader fashion-mnist: $out"
+msg=$("$B" bench --loader /nonexistent/dir --json 2>&1 >/dev/null)
+[ $? = 1 ] && echo "$msg" | grep -q "/nonexistent/dir" && ok || bad "bench --loader on a missing folder names it: $msg"
+expect_usage_error "bench loader batches 0" "batches.*\[1, 1000000\]" bench --loader fashion-mnist --batches 0
+expect_usage_error "bench loader bad augment" "augment.*expected one of" bench --loader fashion-mnist --augment foo
+expect_usage_error "bench workers without loader" "apply to --loader" bench --workers 2
+expect_usage_error "bench loader with a model option" "do not apply" bench --loader fashion-mnist --arch resnet50
+
 # train, lr-find, eval, predict: usage and argument checks (training itself: tests/train.sh)
 for cmd in train lr-find eval predict; do
     "$B" "$cmd" --help | grep -q "usage: resnet $cmd" && ok || bad "$cmd --help"

@@ -1,6 +1,7 @@
 /*
 ** resnet bench: how fast is a training step or an inference pass, and how
-** close is that to what the machine can do.
+** close is that to what the machine can do; and whether the data loader
+** keeps up with the training step.
 **
 **   resnet bench --arch A --bs B --size S --mode train|infer [--json] ...
 **       builds the model with a seed, makes a synthetic batch and labels,
@@ -12,17 +13,20 @@
 **   resnet bench --peak [--threads T]
 **       the fp32 peak of the machine: independent chains of AVX-512 (or
 **       AVX2) fused multiply-adds on every thread.
+**   resnet bench --loader SPEC [--size S] [--bs B] [--workers W]
+**                [--batches N] [--augment PRESET]
+**       the training data loader alone, no model: opens the training
+**       split of SPEC (train's --data), builds the augmentation of its kind
+**       (or PRESET) as `resnet train` does and reports the images/s of
+**       decode + augment + batching over the first N batches of epoch 0
+**       on W loader threads (rn_loader_bench), and the peak RSS.
 **
 ** bench/compare runs this side by side with PyTorch; BENCHMARKS.md has the
 ** figures. Exit codes: 0 success, 1 failure while running, 2 bad usage.
-**
-** HOOK (data loader): when src/data/loader.h offers rn_loader_bench(), add
-** `resnet bench --loader fashion-mnist|jpeg:DIR` here (images/s of decode +
-** augment + batch on --threads workers, no model) and a row for it in
-** bench/compare (see loader_rows() there).
 */
 #include "cli/commands.h"
 #include "cli/args.h"
+#include "cli/session.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -293,17 +297,94 @@ static void report_text(const rn_model *m, const bench_cfg *c, const bench_times
     if (c->train) printf("  loss       %.5f (last step)\n", t->loss);
 }
 
+/* ---- the data loader ------------------------------------------------------ */
+
+/* What resnet bench --loader measured, for the reports. */
+typedef struct {
+    const char *spec, *preset;
+    int h, w, c;
+    size_t samples, batches; /* training samples; batches timed */
+    rn_loader_config cfg;
+    double ips, rss;
+} loader_result;
+
+/* Checks --augment, a preset name; says which names exist when it is not
+** one (the check --preset gets in train, under this command's name). */
+static int check_augment(const char *name) {
+    rn_augment g;
+    rn_error err;
+    if (!name || !rn_augment_preset(name, 1, 1, 3, &g, &err)) return 0;
+    rn_cli_error("--augment: %s", err.msg);
+    return -1;
+}
+
+/* Builds the loader and times it; fills *r. Returns 0, or 1 after printing
+** an error. The dataset statistics (normalization) are computed before the
+** clock starts, as training computes them once. */
+static int time_loader(const rn_data_args *d, const rn_dataset *train, long batches, uint64_t seed,
+                       loader_result *r) {
+    rn_augment aug;
+    rn_error err;
+    r->c = train->kind == RN_DS_MEMORY ? train->c : 3;
+    r->samples = train->n;
+    if (rn_session_size(d, &r->h, &r->w) || rn_session_augment(d, train, r->h, r->w, r->c, &aug) ||
+        rn_session_loader_config(train, d, 1, seed, &r->cfg))
+        return 1;
+    size_t per_epoch = (train->n + (size_t)r->cfg.batch - 1) / (size_t)r->cfg.batch;
+    r->batches = (size_t)batches < per_epoch ? (size_t)batches : per_epoch;
+    r->ips = rn_loader_bench(train, &aug, &r->cfg, (size_t)batches, &err);
+    r->rss = peak_rss_mib();
+    if (r->ips >= 0) return 0;
+    rn_cli_error("%s", err.msg);
+    return 1;
+}
+
+/* Prints s as a JSON string (quotes and backslashes escaped, control
+** characters dropped): the spec is a path and may hold either. */
+static void json_str(const char *s) {
+    putchar('"');
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s >= 0x20) putchar(*s);
+    putchar('"');
+}
+
+/* Prints the loader's figures as one JSON object line, for scripts. */
+static void report_loader_json(const loader_result *r) {
+    printf("{\"spec\": ");
+    json_str(r->spec);
+    printf(", \"augment\": ");
+    json_str(r->preset);
+    printf(", \"batch\": %d, \"height\": %d, \"width\": %d, \"channels\": %d, \"workers\": %d, "
+           "\"batches\": %zu, \"samples\": %zu, \"images_per_s\": %.3f, \"peak_rss_mib\": %.1f}\n",
+           r->cfg.batch, r->h, r->w, r->c, r->cfg.workers, r->batches, r->samples, r->ips, r->rss);
+}
+
+/* Prints the loader's figures as text. */
+static void report_loader_text(const loader_result *r) {
+    printf("loader %s (%zu training images), augment %s, batch %d, %dx%dx%d, %d worker%s, %zu batches\n",
+           r->spec, r->samples, r->preset, r->cfg.batch, r->h, r->w, r->c, r->cfg.workers,
+           r->cfg.workers == 1 ? "" : "s", r->batches);
+    printf("  images/s   %.2f (decode + augment + batching, from the start of the epoch)\n", r->ips);
+    printf("  peak RSS   %.1f MiB\n", r->rss);
+}
+
 /* Usage text of resnet bench. */
 static void usage(void) {
     printf("usage: resnet bench [--mode train|infer] [--arch NAME | custom options] [--bs B] [--size H[xW]]\n"
            "                    [--threads T] [--steps N] [--warmup W] [--seed S] [--peak-gflops G] [--json]\n"
-           "       resnet bench --peak [--threads T] [--json]\n\n"
+           "       resnet bench --peak [--threads T] [--json]\n"
+           "       resnet bench --loader SPEC [--size H[xW]] [--bs B] [--workers W] [--batches N]\n"
+           "                    [--augment PRESET] [--seed S] [--json]\n\n"
            "Times W warm-up and N measured steps on a synthetic batch: a training step\n"
            "(forward, cross-entropy, backward, SGD momentum 0.9) or an eval-mode forward\n"
            "pass. Prints images/s (median step and mean), ms/step, GFLOP/s from the\n"
            "model's MAC count (2 FLOPs per MAC, training 3x forward), the fraction of\n"
            "the measured fp32 peak and the peak RSS. --peak measures only the peak\n"
-           "(AVX-512 or AVX2 FMA loop on every thread).\n\n" RN_ARCH_HELP
+           "(AVX-512 or AVX2 FMA loop on every thread). --loader times the training\n"
+           "data loader alone (no model): decode + augment + batching of the first N\n"
+           "batches of epoch 0 of SPEC's training split, with the augmentation train\n"
+           "would use, in images/s.\n\n" RN_ARCH_HELP
            "  --mode MODE          train or infer (default train)\n"
            "  --bs B               batch size (default 32)\n"
            "  --size H[xW]         input size (default 224, CIFAR nets 32)\n"
@@ -313,15 +394,42 @@ static void usage(void) {
            "  --seed S             seed of the weights and the batch (default 0)\n"
            "  --peak-gflops G      peak to compare with instead of measuring it (0: none)\n"
            "  --json               one JSON object line instead of text\n"
-           "  --peak               measure the fp32 peak only\n");
+           "  --peak               measure the fp32 peak only\n"
+           "loader (--loader; --bs defaults to 128, --size by data kind as in train):\n"
+           "  --loader SPEC        fashion-mnist | idx:DIR | cifar10:DIR | cifar100:DIR | DIR (as train's --data)\n"
+           "  --workers W          loader threads (default: 0 for IDX/CIFAR, 1 for folders)\n"
+           "  --batches N          batches timed (default 20; at most one epoch)\n"
+           "  --augment PRESET     fashion-mnist|idx|cifar|imagenet|fastai|paper|none\n"
+           "                       (default: the data kind's, imagenet for folders)\n");
 }
 
 /* Options of resnet bench as text, before conversion. */
 typedef struct {
     rn_arch_args a;
     const char *bs, *size, *mode, *threads, *steps, *warmup, *seed, *peak_gflops;
+    const char *loader, *workers, *batches, *augment;
     int json, peak;
 } bench_args;
+
+/* Rejects the model's options with --loader and the loader's without it
+** (and --peak with --loader): a run that ignored one would measure
+** something other than what was asked. */
+static int check_modes(const bench_args *b) {
+    if (b->peak && b->loader) {
+        rn_cli_error("bench: --peak and --loader measure different things: give one");
+        return -1;
+    }
+    if (!b->loader && (b->workers || b->batches || b->augment)) {
+        rn_cli_error("bench: --workers, --batches and --augment apply to --loader only");
+        return -1;
+    }
+    static const rn_arch_args no_arch;
+    if (b->loader && (b->mode || b->steps || b->warmup || b->peak_gflops || memcmp(&b->a, &no_arch, sizeof no_arch))) {
+        rn_cli_error("bench: --loader times no model: the model options (--arch, --mode, --steps, ...) do not apply");
+        return -1;
+    }
+    return 0;
+}
 
 /* Converts and checks the options into *c (the size needs the model's stem,
 ** so it is set later). Returns 0, or -1 after printing an error. */
@@ -338,6 +446,7 @@ static int check_args(const bench_args *b, bench_cfg *c) {
         rn_cli_error("bench: --mode must be train or infer, not '%s'", b->mode);
         return -1;
     }
+    if (check_modes(b)) return -1;
     c->n = (int)n, c->steps = (int)steps, c->warmup = (int)warmup, c->threads = (int)threads;
     c->train = !b->mode || !strcmp(b->mode, "train");
     c->json = b->json, c->peak = peak;
@@ -358,6 +467,47 @@ static rn_model *bench_make_model(const bench_args *b, const bench_cfg *c) {
     return m;
 }
 
+/* resnet bench --loader: checks the loader options, opens the training
+** split and times its loader. Returns the exit code. */
+static int run_loader(const bench_args *b, const bench_cfg *c) {
+    rn_data_args d = {.data = b->loader, .size = b->size, .bs = b->bs, .workers = b->workers, .preset = b->augment};
+    long batches = 20;
+    if (rn_args_int("batches", b->batches, 1, 1000000, &batches) || check_augment(b->augment) ||
+        rn_session_check(&d))
+        return 2;
+    rn_dataset train;
+    if (rn_session_open_data(b->loader, NULL, &train, NULL)) return 1;
+    loader_result r = {.spec = b->loader, .preset = b->augment ? b->augment : rn_session_kind(b->loader)};
+    int rc = time_loader(&d, &train, batches, (uint64_t)c->seed, &r);
+    rn_dataset_free(&train);
+    if (!rc && c->json) report_loader_json(&r);
+    else if (!rc) report_loader_text(&r);
+    return rc;
+}
+
+/* resnet bench --arch ...: builds the model, checks the size, measures the
+** peak unless given, times the steps and reports. Returns the exit code. */
+static int run_model(const bench_args *b, bench_cfg *c) {
+    rn_model *m = bench_make_model(b, c);
+    if (!m) return 2;
+    c->h = c->w = rn_model_spec(m)->stem == RN_STEM_CIFAR ? 32 : 224;
+    if (rn_args_size("size", b->size, &c->h, &c->w)) return rn_model_free(m), 2;
+    if (!rn_model_macs(m, c->h, c->w)) {
+        rn_cli_error("bench: --size %dx%d is too small for %s", c->h, c->w, rn_model_spec(m)->arch);
+        return rn_model_free(m), 2;
+    }
+    int width = 0;
+    if (c->peak < 0) c->peak = measure_peak(c->threads, 3, &width);
+    else width = simd_width();
+    const char *isa = isa_name(width);
+    bench_times t;
+    int rc = bench_model(m, c, &t);
+    if (!rc && c->json) report_json(m, c, &t, isa);
+    else if (!rc) report_text(m, c, &t, isa);
+    rn_model_free(m);
+    return rc;
+}
+
 /* resnet bench: see the top of this file. */
 int rn_cmd_bench(int argc, char **argv) {
     bench_args b = {0};
@@ -365,7 +515,8 @@ int rn_cmd_bench(int argc, char **argv) {
     rn_opt opts[] = {RN_ARCH_OPTS(b.a), {"bs", &b.bs, 0}, {"size", &b.size, 0}, {"mode", &b.mode, 0},
                      {"threads", &b.threads, 0}, {"steps", &b.steps, 0}, {"warmup", &b.warmup, 0},
                      {"seed", &b.seed, 0}, {"peak-gflops", &b.peak_gflops, 0}, {"json", 0, &b.json},
-                     {"peak", 0, &b.peak}, {0}};
+                     {"peak", 0, &b.peak}, {"loader", &b.loader, 0}, {"workers", &b.workers, 0},
+                     {"batches", &b.batches, 0}, {"augment", &b.augment, 0}, {0}};
     int r = rn_args_parse("bench", argc, argv, opts);
     if (r) {
         if (r > 0) usage();
@@ -374,22 +525,5 @@ int rn_cmd_bench(int argc, char **argv) {
     if (check_args(&b, &c)) return 2;
     omp_set_num_threads(c.threads);
     if (b.peak) return run_peak(c.threads, c.json);
-    rn_model *m = bench_make_model(&b, &c);
-    if (!m) return 2;
-    c.h = c.w = rn_model_spec(m)->stem == RN_STEM_CIFAR ? 32 : 224;
-    if (rn_args_size("size", b.size, &c.h, &c.w)) return rn_model_free(m), 2;
-    if (!rn_model_macs(m, c.h, c.w)) {
-        rn_cli_error("bench: --size %dx%d is too small for %s", c.h, c.w, rn_model_spec(m)->arch);
-        return rn_model_free(m), 2;
-    }
-    int width = 0;
-    if (c.peak < 0) c.peak = measure_peak(c.threads, 3, &width);
-    else width = simd_width();
-    const char *isa = isa_name(width);
-    bench_times t;
-    int rc = bench_model(m, &c, &t);
-    if (!rc && c.json) report_json(m, &c, &t, isa);
-    else if (!rc) report_text(m, &c, &t, isa);
-    rn_model_free(m);
-    return rc;
+    return b.loader ? run_loader(&b, &c) : run_model(&b, &c);
 }

@@ -113,17 +113,26 @@ void rn_session_model_augment(const rn_model *m, rn_augment *aug) {
     for (int i = 0; i < 3; i++) aug->mean[i] = m->mean[i], aug->std[i] = m->std[i] > 0 ? m->std[i] : 1;
 }
 
-/* Creates a loader over d (see session.h). */
-int rn_session_loader(const rn_dataset *d, const rn_augment *aug, const rn_data_args *a, int train, uint64_t seed,
-                      rn_loader **out) {
+/* Fills the loader configuration of d from the options (see session.h). */
+int rn_session_loader_config(const rn_dataset *d, const rn_data_args *a, int train, uint64_t seed,
+                             rn_loader_config *cfg) {
     /* In-memory samples cost microseconds to augment: a loader thread would
     ** only preempt the compute threads on a small machine, so they are made
     ** in the training thread unless asked; decoding files needs a worker. */
     long bs = 128, workers = d->kind == RN_DS_MEMORY ? 0 : 1;
     if (rn_args_int("bs", a->bs, 1, 1 << 20, &bs) || rn_args_int("workers", a->workers, 0, 256, &workers)) return -1;
-    rn_loader_config cfg = {.batch = (int)bs, .drop_last = train && a->drop_last, .shuffle = train && !a->no_shuffle,
-                            .train = train && !a->no_augment, .workers = (int)workers,
-                            .prefetch = 2 * (int)(workers > 0 ? workers : 1), .strict = a->strict, .seed = seed};
+    *cfg = (rn_loader_config){.batch = (int)bs, .drop_last = train && a->drop_last,
+                              .shuffle = train && !a->no_shuffle, .train = train && !a->no_augment,
+                              .workers = (int)workers, .prefetch = 2 * (int)(workers > 0 ? workers : 1),
+                              .strict = a->strict, .seed = seed};
+    return 0;
+}
+
+/* Creates a loader over d (see session.h). */
+int rn_session_loader(const rn_dataset *d, const rn_augment *aug, const rn_data_args *a, int train, uint64_t seed,
+                      rn_loader **out) {
+    rn_loader_config cfg;
+    if (rn_session_loader_config(d, a, train, seed, &cfg)) return -1;
     rn_error err;
     if (rn_loader_create(d, aug, &cfg, out, &err)) {
         rn_cli_error("%s", err.msg);

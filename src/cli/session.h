@@ -64,6 +64,11 @@ int rn_session_augment(const rn_data_args *a, const rn_dataset *train, int h, in
 /* Builds the evaluation transform a model file describes (its input size,
 ** mean/std and eval resize). */
 void rn_session_model_augment(const rn_model *m, rn_augment *aug);
+/* The loader configuration the options give over d (--bs, default 128;
+** --workers, default 0 for in-memory data and 1 for files); train != 0
+** augments and shuffles (unless --no-augment / --no-shuffle). */
+int rn_session_loader_config(const rn_dataset *d, const rn_data_args *a, int train, uint64_t seed,
+                             rn_loader_config *cfg);
 /* Creates a loader; train != 0 augments (and shuffles unless no_shuffle). */
 int rn_session_loader(const rn_dataset *d, const rn_augment *aug, const rn_data_args *a, int train, uint64_t seed,
                       rn_loader **out);
