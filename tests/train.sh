@@ -47,9 +47,13 @@ check "eval lists most confused pairs" grep -q "most confused" "$T/eval.txt"
 "$B" train $D --epochs 1 --out "$T/once" > /dev/null 2>&1
 "$B" train $D --epochs 1 --out "$T/split" --steps 40 > "$T/split1.txt" 2>&1
 check "stop mid-epoch says how to resume" grep -q "resnet train --resume" "$T/split1.txt"
+cp -r "$T/split" "$T/split-copy" # resumed below from a copy: the original must stay as it was
 "$B" train --resume "$T/split" > "$T/split2.txt" 2>&1
 check "resumed run ends with identical weights" cmp -s "$T/once/last.safetensors" "$T/split/last.safetensors"
 check "resumed log has one row" test "$(grep -c '^[0-9]' "$T/split/log.csv")" = 1
+"$B" train --resume "$T/split-copy" > "$T/split3.txt" 2>&1
+check "a copied run directory resumes in place" cmp -s "$T/once/last.safetensors" "$T/split-copy/last.safetensors"
+check "resuming the copy adds no row to the original" test "$(grep -c '^[0-9]' "$T/split/log.csv")" = 1
 
 fi
 

@@ -87,14 +87,22 @@ static int parse(int argc, char **argv, train_args *o) {
     return 0;
 }
 
+/* Whether argument a is option name, as "--name" or "--name=value". */
+static int is_option(const char *a, const char *name) {
+    size_t n = strlen(name);
+    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
+}
+
 /* The command line to store with checkpoints: argv without --resume and
-** --steps (a resumed run should neither resume again nor stop at once). */
+** --steps (a resumed run should neither resume again nor stop at once) and
+** without --out (a resumed run writes where it was resumed from, so that
+** a run directory can be moved or copied and resumed there). */
 static char *args_json(int argc, char **argv) {
     cJSON *arr = cJSON_CreateArray();
     for (int i = 1; arr && i < argc; i++) {
         const char *a = argv[i];
         int valued = !strchr(a, '=') && i + 1 < argc;
-        if (!strncmp(a, "--resume", 8) || !strncmp(a, "--steps", 7)) {
+        if (is_option(a, "--resume") || is_option(a, "--steps") || is_option(a, "--out")) {
             i += valued;
             continue;
         }
