@@ -24,6 +24,7 @@
 #include "core/rng.h"
 #include "data/augment.h"
 #include "data/loader.h"
+#include "check.h"
 
 #define MAX_PENDING 16
 #define MAX_FILES 64
@@ -48,32 +49,11 @@ typedef struct {
     int npend;
 } tctx;
 
-#define CHECK(T, cond) check((T), (cond) != 0, __LINE__, #cond)
-
-/* Records one check, printing the failing expression and line. */
-static int check(tctx *T, int ok, int line, const char *expr) {
-    if (ok) {
-        T->pass++;
-    } else {
-        T->fail++;
-        printf("FAIL line %d: %s\n", line, expr);
-    }
-    return ok;
-}
-
 /* Builds "<scratch dir>/<name>" into buf and remembers it for removal. */
 static const char *scratch(tctx *T, const char *name, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%s", T->dir, name);
     if (T->nfiles < MAX_FILES) T->files[T->nfiles++] = strdup(buf);
     return buf;
-}
-
-/* Writes n raw bytes; returns 1 on success. */
-static int write_raw(const char *path, const void *bytes, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    if (!fp) return 0;
-    int ok = fwrite(bytes, 1, n, fp) == n;
-    return fclose(fp) == 0 && ok;
 }
 
 /* A pixel as the augmentation computes it with mean 0 and std 1. */

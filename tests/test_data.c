@@ -8,6 +8,7 @@
 ** line "N passed, M failed"; exits non-zero if anything failed.
 */
 #include "data/data.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <stdint.h>
@@ -28,34 +29,6 @@ typedef struct {
     char dir[256];
 } tctx;
 
-#define CHECK(T, cond) check((T), (cond) != 0, __LINE__, #cond)
-
-/* Records one check, printing the failing expression and line. */
-static int check(tctx *T, int ok, int line, const char *expr) {
-    if (ok) {
-        T->pass++;
-    } else {
-        T->fail++;
-        printf("FAIL line %d: %s\n", line, expr);
-    }
-    return ok;
-}
-
-/* Builds "<scratch dir>/<name>" into buf (cap bytes). */
-static const char *path_in(const tctx *T, const char *name, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%s", T->dir, name);
-    return buf;
-}
-
-/* Writes n raw bytes to path; returns 1 on success. */
-static int write_raw(const char *path, const void *bytes, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    int ok;
-    if (!fp) return 0;
-    ok = fwrite(bytes, 1, n, fp) == n;
-    return fclose(fp) == 0 && ok;
-}
-
 /* Reads a whole file into fresh memory (*n bytes); NULL on failure. */
 static uint8_t *read_all(const char *path, size_t *n) {
     FILE *fp = fopen(path, "rb");
@@ -75,7 +48,7 @@ static uint8_t *read_all(const char *path, size_t *n) {
 
 /* Creates the directory "<scratch>/<rel>" and returns its full path in buf. */
 static const char *mkdir_in(const tctx *T, const char *rel, char *buf, size_t cap) {
-    path_in(T, rel, buf, cap);
+    path_in(T->dir, rel, buf, cap);
     mkdir(buf, 0755);
     return buf;
 }
@@ -273,13 +246,13 @@ static void test_jpeg(tctx *T) {
         }
         cmyk[4 * i + 3] = k;
     }
-    CHECK(T, write_jpeg(path_in(T, "rgb.jpg", p, sizeof p), rgb, w, h, 3, JCS_RGB, 0, NULL, 0));
+    CHECK(T, write_jpeg(path_in(T->dir, "rgb.jpg", p, sizeof p), rgb, w, h, 3, JCS_RGB, 0, NULL, 0));
     expect_decode(T, "jpeg rgb", p, w, h, rgb, 3);
-    CHECK(T, write_jpeg(path_in(T, "gray.jpg", p, sizeof p), gray, w, h, 1, JCS_GRAYSCALE, 0, NULL, 0));
+    CHECK(T, write_jpeg(path_in(T->dir, "gray.jpg", p, sizeof p), gray, w, h, 1, JCS_GRAYSCALE, 0, NULL, 0));
     expect_decode(T, "jpeg gray", p, w, h, gray3, 3);
-    CHECK(T, write_jpeg(path_in(T, "cmyk.jpg", p, sizeof p), cmyk, w, h, 4, JCS_CMYK, 0, NULL, 0));
+    CHECK(T, write_jpeg(path_in(T->dir, "cmyk.jpg", p, sizeof p), cmyk, w, h, 4, JCS_CMYK, 0, NULL, 0));
     expect_decode(T, "jpeg cmyk", p, w, h, cmyk_ref, 3);
-    CHECK(T, write_jpeg(path_in(T, "prog.jpg", p, sizeof p), rgb, w, h, 3, JCS_RGB, 1, NULL, 0));
+    CHECK(T, write_jpeg(path_in(T->dir, "prog.jpg", p, sizeof p), rgb, w, h, 3, JCS_RGB, 1, NULL, 0));
     expect_decode(T, "jpeg progr.", p, w, h, rgb, 3);
     /* the same bytes decoded from memory give the same pixels */
     size_t n;
@@ -331,7 +304,7 @@ static void test_orientation(tctx *T) {
         uint8_t exif[64];
         unsigned len = make_exif(exif, o, o % 2 == 0);
         snprintf(name, sizeof name, "orient%d.jpg", o);
-        CHECK(T, write_jpeg(path_in(T, name, p, sizeof p), px, w, h, 3, JCS_RGB, 0, exif, len));
+        CHECK(T, write_jpeg(path_in(T->dir, name, p, sizeof p), px, w, h, 3, JCS_RGB, 0, exif, len));
         rn_image im;
         rn_error err = {RN_OK, ""};
         if (!CHECK(T, rn_image_decode_file(p, 0, &im, &err) == RN_OK)) {
@@ -359,7 +332,7 @@ static void test_dct_scaling(tctx *T) {
     char p[512];
     const int w = 400, h = 300;
     uint8_t *rgb = pattern_rgb(w, h);
-    CHECK(T, write_jpeg(path_in(T, "big.jpg", p, sizeof p), rgb, w, h, 3, JCS_RGB, 0, NULL, 0));
+    CHECK(T, write_jpeg(path_in(T->dir, "big.jpg", p, sizeof p), rgb, w, h, 3, JCS_RGB, 0, NULL, 0));
     static const int mins[4] = {70, 300, 0, 1};
     static const int ew[4] = {100, 400, 400, 50}, eh[4] = {75, 300, 300, 38};
     for (int i = 0; i < 4; i++) {
@@ -411,29 +384,29 @@ static void test_png(tctx *T) {
         }
         if ((x + y) % 3 == 0) g1[(size_t)y * ((w + 7) / 8) + x / 8] |= (uint8_t)(0x80 >> (x % 8));
     }
-    CHECK(T, write_png(path_in(T, "rgb.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGB, 8, 0, rgb, (size_t)w * 3, NULL, 0, NULL, 0));
+    CHECK(T, write_png(path_in(T->dir, "rgb.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGB, 8, 0, rgb, (size_t)w * 3, NULL, 0, NULL, 0));
     expect_decode(T, "png rgb", p, w, h, rgb, 0);
-    CHECK(T, write_png(path_in(T, "rgba.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGBA, 8, 0, rgba, (size_t)w * 4, NULL, 0, NULL, 0));
+    CHECK(T, write_png(path_in(T->dir, "rgba.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGBA, 8, 0, rgba, (size_t)w * 4, NULL, 0, NULL, 0));
     expect_decode(T, "png rgba", p, w, h, rgb, 0);
-    CHECK(T, write_png(path_in(T, "inter.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGB, 8, 1, rgb, (size_t)w * 3, NULL, 0, NULL, 0));
+    CHECK(T, write_png(path_in(T->dir, "inter.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGB, 8, 1, rgb, (size_t)w * 3, NULL, 0, NULL, 0));
     expect_decode(T, "png adam7", p, w, h, rgb, 0);
     for (size_t i = 0; i < n; i++) {
         ref[3 * i] = pal[idx[i]].red;
         ref[3 * i + 1] = pal[idx[i]].green;
         ref[3 * i + 2] = pal[idx[i]].blue;
     }
-    CHECK(T, write_png(path_in(T, "pal.png", p, sizeof p), w, h, PNG_COLOR_TYPE_PALETTE, 8, 0, idx, (size_t)w, pal, 16, trans, 16));
+    CHECK(T, write_png(path_in(T->dir, "pal.png", p, sizeof p), w, h, PNG_COLOR_TYPE_PALETTE, 8, 0, idx, (size_t)w, pal, 16, trans, 16));
     expect_decode(T, "png palette", p, w, h, ref, 0);
     for (size_t i = 0; i < 3 * n; i++) ref[i] = b16[2 * i]; /* 16 -> 8 keeps the high byte */
-    CHECK(T, write_png(path_in(T, "rgb16.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGB, 16, 0, b16, (size_t)w * 6, NULL, 0, NULL, 0));
+    CHECK(T, write_png(path_in(T->dir, "rgb16.png", p, sizeof p), w, h, PNG_COLOR_TYPE_RGB, 16, 0, b16, (size_t)w * 6, NULL, 0, NULL, 0));
     expect_decode(T, "png 16-bit", p, w, h, ref, 0);
     for (size_t i = 0; i < n; i++) memset(ref + 3 * i, g8[i], 3);
-    CHECK(T, write_png(path_in(T, "gray.png", p, sizeof p), w, h, PNG_COLOR_TYPE_GRAY, 8, 0, g8, (size_t)w, NULL, 0, NULL, 0));
+    CHECK(T, write_png(path_in(T->dir, "gray.png", p, sizeof p), w, h, PNG_COLOR_TYPE_GRAY, 8, 0, g8, (size_t)w, NULL, 0, NULL, 0));
     expect_decode(T, "png gray", p, w, h, ref, 0);
     for (size_t i = 0; i < n; i++) memset(ref + 3 * i, ((i % w) + (i / w)) % 3 == 0 ? 255 : 0, 3);
-    CHECK(T, write_png(path_in(T, "gray1.png", p, sizeof p), w, h, PNG_COLOR_TYPE_GRAY, 1, 0, g1, (size_t)(w + 7) / 8, NULL, 0, NULL, 0));
+    CHECK(T, write_png(path_in(T->dir, "gray1.png", p, sizeof p), w, h, PNG_COLOR_TYPE_GRAY, 1, 0, g1, (size_t)(w + 7) / 8, NULL, 0, NULL, 0));
     expect_decode(T, "png 1-bit", p, w, h, ref, 0);
-    CHECK(T, write_png(path_in(T, "gray1i.png", p, sizeof p), w, h, PNG_COLOR_TYPE_GRAY, 1, 1, g1, (size_t)(w + 7) / 8, NULL, 0, NULL, 0));
+    CHECK(T, write_png(path_in(T->dir, "gray1i.png", p, sizeof p), w, h, PNG_COLOR_TYPE_GRAY, 1, 1, g1, (size_t)(w + 7) / 8, NULL, 0, NULL, 0));
     expect_decode(T, "png 1-bit i", p, w, h, ref, 0);
     free(rgb);
     free(ref);
@@ -474,14 +447,14 @@ static void png_chunk(uint8_t *b, size_t *n, const char *type, const uint8_t *da
 static void test_bad_images(tctx *T) {
     char p[512], q[512];
     size_t n;
-    CHECK(T, write_raw(path_in(T, "empty.jpg", p, sizeof p), "", 0));
+    CHECK(T, write_raw(path_in(T->dir, "empty.jpg", p, sizeof p), "", 0));
     expect_bad(T, "empty file", p, NULL);
-    CHECK(T, write_raw(path_in(T, "text.jpg", p, sizeof p), "hello, world\n", 13));
+    CHECK(T, write_raw(path_in(T->dir, "text.jpg", p, sizeof p), "hello, world\n", 13));
     expect_bad(T, "text as .jpg", p, "not a JPEG or PNG");
-    uint8_t *j = read_all(path_in(T, "rgb.jpg", q, sizeof q), &n);
+    uint8_t *j = read_all(path_in(T->dir, "rgb.jpg", q, sizeof q), &n);
     CHECK(T, j && n > 200);
     if (j) {
-        CHECK(T, write_raw(path_in(T, "trunc.jpg", p, sizeof p), j, n / 2));
+        CHECK(T, write_raw(path_in(T->dir, "trunc.jpg", p, sizeof p), j, n / 2));
         expect_bad(T, "truncated jpeg", p, "Premature end");
         /* a SOF0 patched to declare 40000x40000 */
         for (size_t i = 0; i + 9 < n; i++)
@@ -490,14 +463,14 @@ static void test_bad_images(tctx *T) {
                 j[i + 6] = j[i + 8] = 40000 & 255;
                 break;
             }
-        CHECK(T, write_raw(path_in(T, "huge.jpg", p, sizeof p), j, n));
+        CHECK(T, write_raw(path_in(T->dir, "huge.jpg", p, sizeof p), j, n));
         expect_bad(T, "huge jpeg", p, "40000x40000");
     }
     free(j);
-    uint8_t *g = read_all(path_in(T, "rgb.png", q, sizeof q), &n);
+    uint8_t *g = read_all(path_in(T->dir, "rgb.png", q, sizeof q), &n);
     CHECK(T, g && n > 100);
     if (g) {
-        CHECK(T, write_raw(path_in(T, "trunc.png", p, sizeof p), g, n / 2));
+        CHECK(T, write_raw(path_in(T->dir, "trunc.png", p, sizeof p), g, n / 2));
         expect_bad(T, "truncated png", p, NULL);
     }
     free(g);
@@ -509,9 +482,9 @@ static void test_bad_images(tctx *T) {
     png_chunk(b, &n, "IHDR", ihdr, 13);
     png_chunk(b, &n, "IDAT", idat, 2);
     png_chunk(b, &n, "IEND", NULL, 0);
-    CHECK(T, write_raw(path_in(T, "huge.png", p, sizeof p), b, n));
+    CHECK(T, write_raw(path_in(T->dir, "huge.png", p, sizeof p), b, n));
     expect_bad(T, "huge png", p, "100000x100000");
-    expect_bad(T, "missing file", path_in(T, "no-such-file.png", p, sizeof p), NULL);
+    expect_bad(T, "missing file", path_in(T->dir, "no-such-file.png", p, sizeof p), NULL);
     /* memory decoding of junk names the given name */
     rn_image im;
     rn_error err = {RN_OK, ""};
@@ -624,7 +597,7 @@ static void test_idx(tctx *T) {
         CHECK(T, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9 < 1.0);
     }
     /* a missing directory */
-    expect_idx_bad(T, "idx no dir", path_in(T, "no-such-dir", d, sizeof d), d, NULL);
+    expect_idx_bad(T, "idx no dir", path_in(T->dir, "no-such-dir", d, sizeof d), d, NULL);
 }
 
 /* ---- CIFAR -------------------------------------------------------------- */
@@ -786,13 +759,13 @@ static void test_folder(tctx *T) {
     CHECK(T, put_image(T, "f/train/Bird/sub/deeper/c.JPEG", 1));
     CHECK(T, put_image(T, "f/train/Bird/a-b/d.png", 0));
     CHECK(T, put_image(T, "f/extra/e.PNG", 0));
-    CHECK(T, symlink("../../extra", path_in(T, "f/train/Bird/zlink", p, sizeof p)) == 0);
-    CHECK(T, symlink("..", path_in(T, "f/train/Bird/sub/loop", p, sizeof p)) == 0);
+    CHECK(T, symlink("../../extra", path_in(T->dir, "f/train/Bird/zlink", p, sizeof p)) == 0);
+    CHECK(T, symlink("..", path_in(T->dir, "f/train/Bird/sub/loop", p, sizeof p)) == 0);
     CHECK(T, put_image(T, "f/train/ant/2.png", 0));
     CHECK(T, put_image(T, "f/train/ant/1.jpg", 1));
-    CHECK(T, write_raw(path_in(T, "f/train/ant/notes.txt", p, sizeof p), "x", 1));
-    CHECK(T, write_raw(path_in(T, "f/train/ant/.DS_Store", p, sizeof p), "x", 1));
-    CHECK(T, write_raw(path_in(T, "f/train/README", p, sizeof p), "x", 1)); /* not a class */
+    CHECK(T, write_raw(path_in(T->dir, "f/train/ant/notes.txt", p, sizeof p), "x", 1));
+    CHECK(T, write_raw(path_in(T->dir, "f/train/ant/.DS_Store", p, sizeof p), "x", 1));
+    CHECK(T, write_raw(path_in(T->dir, "f/train/README", p, sizeof p), "x", 1)); /* not a class */
     char longname[300];
     memset(longname, 'L', 250);
     strcpy(longname + 250, ".png");
@@ -801,13 +774,13 @@ static void test_folder(tctx *T) {
     CHECK(T, put_image(T, "f/train/cat/\xff\xfe-latin1-\xe9.png", 0));
     CHECK(T, put_image(T, "f/val/ant/v.png", 0));
     CHECK(T, put_image(T, "f/val/cat/w.jpg", 1));
-    CHECK(T, write_raw(path_in(T, "f/val/cat/w.txt", p, sizeof p), "x", 1));
+    CHECK(T, write_raw(path_in(T->dir, "f/val/cat/w.txt", p, sizeof p), "x", 1));
     const char *labtext = "Bird birdie\n\n  ant   Formica rufa, wood ant  \r\nn999 unused\n";
     char labels[512];
-    CHECK(T, write_raw(path_in(T, "labels.txt", labels, sizeof labels), labtext, strlen(labtext)));
+    CHECK(T, write_raw(path_in(T->dir, "labels.txt", labels, sizeof labels), labtext, strlen(labtext)));
 
     char root[512];
-    path_in(T, "f", root, sizeof root);
+    path_in(T->dir, "f", root, sizeof root);
     rn_dataset tr, va;
     rn_error err = {RN_OK, ""};
     rn_status s = rn_dataset_open(root, labels, &tr, &va, &err);
@@ -842,14 +815,14 @@ static void test_folder(tctx *T) {
     rn_dataset_free(&tr);
     rn_dataset_free(&va);
     /* valid/ instead of val/, training half only */
-    CHECK(T, rename(path_in(T, "f/val", p, sizeof p), path_in(T, "f/valid", q, sizeof q)) == 0);
+    CHECK(T, rename(path_in(T->dir, "f/val", p, sizeof p), path_in(T->dir, "f/valid", q, sizeof q)) == 0);
     s = rn_dataset_open(root, NULL, &tr, &va, &err);
     CHECK(T, s == RN_OK && va.n == 2 && strcmp(va.class_names[1], "ant") == 0 && strstr(va.source, "valid"));
     rn_dataset_free(&tr);
     rn_dataset_free(&va);
 
     /* errors */
-    expect_folder_bad(T, "folder missing", path_in(T, "nope", p, sizeof p), NULL, p);
+    expect_folder_bad(T, "folder missing", path_in(T->dir, "nope", p, sizeof p), NULL, p);
     char e1[512];
     mkdir_in(T, "e1", e1, sizeof e1);
     expect_folder_bad(T, "no train/", e1, NULL, e1);
@@ -859,7 +832,7 @@ static void test_folder(tctx *T) {
     mkdir_in(T, "e1/train", d, sizeof d);
     expect_folder_bad(T, "no classes", e1, NULL, d);
     mkdir_in(T, "e1/train/a", d, sizeof d);
-    CHECK(T, write_raw(path_in(T, "e1/train/a/x.txt", p, sizeof p), "x", 1));
+    CHECK(T, write_raw(path_in(T->dir, "e1/train/a/x.txt", p, sizeof p), "x", 1));
     expect_folder_bad(T, "empty class", e1, NULL, d);
     CHECK(T, put_image(T, "e1/train/a/x.png", 0));
     CHECK(T, rn_dataset_open(e1, NULL, &tr, &va, &err) == RN_OK && tr.n == 1 && va.n == 1);
@@ -868,7 +841,7 @@ static void test_folder(tctx *T) {
     mkdir_in(T, "e1/val/zzz", d, sizeof d);
     CHECK(T, put_image(T, "e1/val/zzz/y.png", 0));
     expect_folder_bad(T, "val not in train", e1, NULL, d);
-    CHECK(T, write_raw(path_in(T, "bad-labels.txt", labels, sizeof labels), "n01 tench\nbadline\n", 18));
+    CHECK(T, write_raw(path_in(T->dir, "bad-labels.txt", labels, sizeof labels), "n01 tench\nbadline\n", 18));
     snprintf(q, sizeof q, "%s:2", labels);
     expect_folder_bad(T, "labels line", root, labels, q);
     expect_folder_bad(T, "labels for idx", "idx:/nonexistent", labels, "labels file");

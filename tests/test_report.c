@@ -12,6 +12,7 @@
 */
 #include "train/plot.h"
 #include "train/report.h"
+#include "check.h"
 
 #include <cairo.h>
 #include <dirent.h>
@@ -29,25 +30,6 @@ typedef struct {
     char dir[256];  /* scratch files, removed at the end */
     char pics[256]; /* pictures: dir, or the directory given on the command line */
 } tctx;
-
-#define CHECK(T, cond) check((T), (cond) != 0, __LINE__, #cond)
-
-/* Records one check, printing the failing expression and line. */
-static int check(tctx *T, int ok, int line, const char *expr) {
-    if (ok) {
-        T->pass++;
-    } else {
-        T->fail++;
-        printf("FAIL line %d: %s\n", line, expr);
-    }
-    return ok;
-}
-
-/* Builds "<dir>/<name>" into buf (cap bytes). */
-static const char *path_in(const char *dir, const char *name, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%s", dir, name);
-    return buf;
-}
 
 /* Reads a whole file into a new NUL-terminated string (NULL on failure). */
 static char *slurp(const char *path) {

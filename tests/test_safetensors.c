@@ -6,6 +6,7 @@
 ** "N passed, M failed"; exits non-zero if anything failed.
 */
 #include "io/safetensors.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <inttypes.h>
@@ -21,34 +22,6 @@ typedef struct {
     int pass, fail;
     char dir[256];
 } tctx;
-
-#define CHECK(T, cond) check((T), (cond) != 0, __LINE__, #cond)
-
-/* Records one check, printing the failing expression and line. */
-static int check(tctx *T, int ok, int line, const char *expr) {
-    if (ok) {
-        T->pass++;
-    } else {
-        T->fail++;
-        printf("FAIL line %d: %s\n", line, expr);
-    }
-    return ok;
-}
-
-/* Builds "<scratch dir>/<name>" into buf (cap bytes). */
-static const char *path_in(const tctx *T, const char *name, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%s", T->dir, name);
-    return buf;
-}
-
-/* Writes n raw bytes to path; returns 1 on success. */
-static int write_raw(const char *path, const void *bytes, size_t n) {
-    FILE *fp = fopen(path, "wb");
-    int ok;
-    if (!fp) return 0;
-    ok = fwrite(bytes, 1, n, fp) == n;
-    return fclose(fp) == 0 && ok;
-}
 
 /* Writes a file whose length field says hlen, followed by `body` (blen
 ** bytes) and `zeros` zero bytes of data. */
@@ -83,7 +56,7 @@ static void expect_reject(tctx *T, const char *label, const char *path) {
 ** data bytes, then expects the reader to reject it. */
 static void reject_json(tctx *T, const char *label, const char *json, size_t zeros) {
     char p[512];
-    path_in(T, label, p, sizeof p);
+    path_in(T->dir, label, p, sizeof p);
     CHECK(T, write_framed(p, strlen(json), json, strlen(json), zeros));
     expect_reject(T, label, p);
 }
@@ -95,7 +68,7 @@ static void accept_json(tctx *T, const char *label, const char *json, size_t zer
     char p[512];
     rn_st_file f;
     rn_error err = {RN_OK, ""};
-    path_in(T, label, p, sizeof p);
+    path_in(T->dir, label, p, sizeof p);
     CHECK(T, write_framed(p, strlen(json), json, strlen(json), zeros));
     if (!CHECK(T, rn_st_read(p, &f, &err) == RN_OK)) printf("  %s: %s\n", label, err.msg);
     CHECK(T, f.ntensors == ntensors);
@@ -178,7 +151,7 @@ static void test_roundtrip(tctx *T, unsigned char **bytes, size_t *n) {
     rn_st_file f;
     rn_error err = {RN_OK, ""};
     char p[512];
-    path_in(T, "good.safetensors", p, sizeof p);
+    path_in(T->dir, "good.safetensors", p, sizeof p);
     if (!CHECK(T, rn_st_write(p, out, 3, meta, 2, &err) == RN_OK)) printf("  %s\n", err.msg);
     if (!CHECK(T, rn_st_read(p, &f, &err) == RN_OK)) {
         printf("  %s\n", err.msg);
@@ -209,7 +182,7 @@ static void test_truncated(tctx *T, const unsigned char *good, size_t n) {
     size_t cuts[] = {0, 4, 7, 8, 8 + hlen / 2, 8 + hlen - 1, 8 + hlen, 8 + hlen + 10, n - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         snprintf(label, sizeof label, "truncated-at-%zu", cuts[i]);
-        path_in(T, label, p, sizeof p);
+        path_in(T->dir, label, p, sizeof p);
         CHECK(T, write_raw(p, good, cuts[i]));
         expect_reject(T, label, p);
     }
@@ -219,19 +192,19 @@ static void test_truncated(tctx *T, const unsigned char *good, size_t n) {
 static void test_bad_lengths(tctx *T) {
     char p[512];
     const char *j = "{}      ";
-    expect_reject(T, "missing-file", path_in(T, "does-not-exist", p, sizeof p));
+    expect_reject(T, "missing-file", path_in(T->dir, "does-not-exist", p, sizeof p));
     expect_reject(T, "directory", T->dir);
-    CHECK(T, write_raw(path_in(T, "zero-bytes", p, sizeof p), "", 0));
+    CHECK(T, write_raw(path_in(T->dir, "zero-bytes", p, sizeof p), "", 0));
     expect_reject(T, "zero-bytes", p);
-    CHECK(T, write_framed(path_in(T, "hlen-zero", p, sizeof p), 0, j, 8, 0));
+    CHECK(T, write_framed(path_in(T->dir, "hlen-zero", p, sizeof p), 0, j, 8, 0));
     expect_reject(T, "hlen-zero", p);
-    CHECK(T, write_framed(path_in(T, "hlen-past-end", p, sizeof p), 1000, j, 8, 0));
+    CHECK(T, write_framed(path_in(T->dir, "hlen-past-end", p, sizeof p), 1000, j, 8, 0));
     expect_reject(T, "hlen-past-end", p);
-    CHECK(T, write_framed(path_in(T, "hlen-2^60", p, sizeof p), (uint64_t)1 << 60, j, 8, 0));
+    CHECK(T, write_framed(path_in(T->dir, "hlen-2^60", p, sizeof p), (uint64_t)1 << 60, j, 8, 0));
     expect_reject(T, "hlen-2^60", p);
-    CHECK(T, write_framed(path_in(T, "hlen-max", p, sizeof p), UINT64_MAX, j, 8, 0));
+    CHECK(T, write_framed(path_in(T->dir, "hlen-max", p, sizeof p), UINT64_MAX, j, 8, 0));
     expect_reject(T, "hlen-max", p);
-    CHECK(T, write_framed(path_in(T, "nul-in-header", p, sizeof p), 8, "{}  \0   ", 8, 0));
+    CHECK(T, write_framed(path_in(T->dir, "nul-in-header", p, sizeof p), 8, "{}  \0   ", 8, 0));
     expect_reject(T, "nul-in-header", p);
 }
 
@@ -343,7 +316,7 @@ static void test_write_missing_dir(tctx *T) {
     char p[512];
     rn_error err = {RN_OK, ""};
     struct stat st;
-    path_in(T, "nope/x.safetensors", p, sizeof p);
+    path_in(T->dir, "nope/x.safetensors", p, sizeof p);
     CHECK(T, write_scalar(p, 1.0f, &err) == RN_ERR_IO);
     CHECK(T, strstr(err.msg, p) != NULL);
     CHECK(T, stat(p, &st) != 0);
@@ -356,13 +329,13 @@ static void test_write_replace(tctx *T) {
     char p[512], d[512];
     rn_error err = {RN_OK, ""};
     struct stat st;
-    path_in(T, "replace.safetensors", p, sizeof p);
+    path_in(T->dir, "replace.safetensors", p, sizeof p);
     CHECK(T, write_scalar(p, 1.0f, &err) == RN_OK);
     CHECK(T, read_scalar(p) == 1.0f);
     CHECK(T, write_scalar(p, 2.0f, &err) == RN_OK);
     CHECK(T, read_scalar(p) == 2.0f);
     CHECK(T, count_tmp(T->dir) == 0);
-    path_in(T, "isdir", d, sizeof d);
+    path_in(T->dir, "isdir", d, sizeof d);
     CHECK(T, mkdir(d, 0755) == 0);
     CHECK(T, write_scalar(d, 3.0f, &err) == RN_ERR_IO);
     CHECK(T, strstr(err.msg, d) != NULL);
@@ -380,7 +353,7 @@ static void test_write_readonly(tctx *T) {
         printf("  skip read-only directory test (running as root)\n");
         return;
     }
-    path_in(T, "ro", d, sizeof d);
+    path_in(T->dir, "ro", d, sizeof d);
     snprintf(p, sizeof p, "%s/m.safetensors", d);
     CHECK(T, mkdir(d, 0755) == 0);
     CHECK(T, write_scalar(p, 1.0f, &err) == RN_OK);
@@ -405,7 +378,7 @@ static void test_write_bad_args(tctx *T) {
     rn_st_out nodata = {"x", RN_DT_F32, 1, {2}, NULL};
     rn_st_out baddtype = {"x", (rn_dtype)99, 1, {2}, v};
     rn_st_meta meta[2] = {{"k", "a"}, {"k", "b"}};
-    path_in(T, "badargs.safetensors", p, sizeof p);
+    path_in(T->dir, "badargs.safetensors", p, sizeof p);
     CHECK(T, rn_st_write(p, dup, 2, NULL, 0, &err) == RN_ERR_ARG && strstr(err.msg, p));
     CHECK(T, rn_st_write(p, &reserved, 1, NULL, 0, &err) == RN_ERR_ARG);
     CHECK(T, rn_st_write(p, &negative, 1, NULL, 0, &err) == RN_ERR_ARG);
