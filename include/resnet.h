@@ -28,7 +28,8 @@ typedef enum {
     RN_ERR_IO = 2,     /* a file could not be opened, read or written */
     RN_ERR_FORMAT = 3, /* a file's contents are malformed */
     RN_ERR_NOMEM = 4,  /* an allocation failed */
-    RN_ERR_MISMATCH = 5 /* a file does not fit the model (tensor names, shapes, dtypes) */
+    RN_ERR_MISMATCH = 5, /* a file does not fit the model (tensor names, shapes, dtypes) */
+    RN_ERR_UNSUPPORTED = 6 /* this CPU lacks an instruction set the request needs */
 } rn_status;
 
 /* A message buffer filled by failing calls. */
@@ -120,6 +121,20 @@ size_t rn_model_summary(const rn_model *m, int h, int w, char *buf, size_t cap);
 uint64_t rn_model_macs(const rn_model *m, int h, int w);
 
 /* ---- running the network ---------------------------------------------- */
+
+/* Arithmetic of the convolutions. RN_PREC_BF16 rounds their inputs,
+** weights and output gradients to bfloat16 and sums the products in fp32
+** (AVX512_BF16's vdpbf16ps, twice the multiplies of fp32 per instruction),
+** which is what PyTorch's CPU autocast to bfloat16 computes; batchnorm,
+** the head, the loss, the master weights and the optimizer stay fp32, and
+** model files are fp32 either way. */
+typedef enum { RN_PREC_FP32 = 0, RN_PREC_BF16 = 1 } rn_precision;
+
+/* Sets m's convolution arithmetic (fp32 at creation). RN_PREC_BF16 fails
+** with RN_ERR_UNSUPPORTED and a message on a CPU without AVX512_BF16. */
+rn_status rn_model_set_precision(rn_model *m, rn_precision prec, rn_error *err);
+/* Parses "fp32" (or "float32") and "bf16" (or "bfloat16"); -1 otherwise. */
+int rn_precision_parse(const char *s);
 
 /* Runs the network on x: (N,H,W,C) float32 NHWC and writes logits (N,K).
 ** train != 0 uses batch statistics and updates the running stats.

@@ -168,7 +168,7 @@ static double rel_err_d(const float *a, const double *b, size_t n) {
 
 /* Shape of a convolution or pooling window given input size and window. */
 static rn_conv_shape make_shape(int n, int h, int w, int ci, int co, int k, int stride, int pad) {
-    rn_conv_shape s = {n, h, w, ci, rn_out_size(h, k, stride, pad), rn_out_size(w, k, stride, pad), co, k, stride, pad};
+    rn_conv_shape s = {n, h, w, ci, rn_out_size(h, k, stride, pad), rn_out_size(w, k, stride, pad), co, k, stride, pad, 0};
     return s;
 }
 
@@ -322,6 +322,86 @@ static void test_conv_forward_ws(tally *t, rng *r) {
     rn_conv_forward_ws(&s, x, wt, b, y1, ws);
     report_bool(t, !memcmp(y0, y1, ny * sizeof(float)), "conv fast forward and forward_ws bit-identical");
     free(x), free(wt), free(b), free(y0), free(y1), free(ws);
+}
+
+/* A copy of p with every value rounded to bf16 (kept as float). */
+static float *bf16_round(const float *p, size_t n) {
+    float *q = falloc(n);
+    for (size_t i = 0; i < n; i++) q[i] = rn_bf16_to_f32(rn_bf16_from_f32(p[i]));
+    return q;
+}
+
+/* bf16 fast conv (rn_conv_shape.bf16 set) against the reference run on the
+** operands rounded to bf16 the way kernels.h says the fast kernels round
+** them: x and w in the forward when Ci is even, dy and w in backward-data
+** when Co is even, x and dy always in backward-weights; db from fp32 dy. A
+** product of two bf16 values is exact in fp32, so only the order of the
+** fp32 sums differs from the reference: TOL_FAST. The same outputs against
+** the fp32 reference must differ (by more than 1e-6: the bf16 products
+** did run) but stay within bf16's precision (2e-2). Gradients are
+** pre-filled, and thread counts 1 and 2 must give the same bits (for dw
+** only when it is large: a small dw is summed in per-thread partials). Without
+** AVX512_BF16 (or with RN_CPU lowered) the flag must change nothing: the
+** results equal the fp32 fast path's bit for bit. */
+static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co, int k, int stride, int pad) {
+    rn_conv_shape s = make_shape(n, h, w, ci, co, k, stride, pad), sb = s;
+    sb.bf16 = 1;
+    char tag[128];
+    snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d k=%d s=%d p=%d", n, h, w, ci, co, k, stride, pad);
+    size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * s.oh * s.ow * co, nw = (size_t)k * k * ci * co;
+    float *x = falloc(nx), *wt = falloc(nw), *b = falloc(co), *dy = falloc(ny), *g0 = falloc(nx + nw + co);
+    fill(r, x, nx, -1, 1);
+    fill(r, wt, nw, -1, 1);
+    fill(r, b, co, -1, 1);
+    fill(r, dy, ny, -1, 1);
+    fill(r, g0, nx + nw + co, -1, 1);
+    int saved = omp_get_max_threads();
+    float *out[2]; /* per thread count: y, dx, dw, db back to back */
+    for (int ti = 0; ti < 2; ti++) {
+        omp_set_num_threads(ti + 1);
+        float *o = out[ti] = falloc(ny + nx + nw + co), *ws = falloc(rn_conv_workspace(&sb, ti + 1));
+        memcpy(o + ny, g0, (nx + nw + co) * sizeof(float));
+        rn_conv_forward_ws(&sb, x, wt, b, o, ws);
+        rn_conv_backward(&sb, x, wt, dy, o + ny, o + ny + nx, o + ny + nx + nw, ws);
+        free(ws);
+    }
+    omp_set_num_threads(saved);
+    const float *y = out[0], *dx = y + ny, *dw = dx + nx, *db = dw + nw;
+    /* y, dx (and a dw large enough to be split by rows: conv.c) */
+    const size_t same = nw > 8192 ? ny + nx + nw : ny + nx;
+    report_bool(t, !memcmp(out[0], out[1], same * sizeof(float)), "conv bf16 same bits at 1 and 2 threads (y dx%s) %s",
+                nw > 8192 ? " dw" : "", tag);
+
+    /* The trusted sides: reference on rounded operands, and in fp32. */
+    float *xb = bf16_round(x, nx), *wb = bf16_round(wt, nw), *dyb = bf16_round(dy, ny);
+    const int on = rn_cpu_has_bf16(), fwd_bf = on && ci % 2 == 0, dx_bf = on && co % 2 == 0;
+    float *yr = falloc(ny), *yf = falloc(ny), *gr = fdup(g0, nx + nw + co), *gf = fdup(g0, nx + nw + co);
+    rn_ref_conv_forward(&s, fwd_bf ? xb : x, fwd_bf ? wb : wt, b, yr);
+    rn_ref_conv_backward(&s, x, dx_bf ? wb : wt, dx_bf ? dyb : dy, gr, NULL, NULL);
+    rn_ref_conv_backward(&s, on ? xb : x, wt, on ? dyb : dy, NULL, gr + nx, NULL);
+    rn_ref_conv_backward(&s, x, wt, dy, NULL, NULL, gr + nx + nw);
+    rn_ref_conv_forward(&s, x, wt, b, yf);
+    rn_ref_conv_backward(&s, x, wt, dy, gf, gf + nx, gf + nx + nw);
+    if (on) {
+        double e = fmax(fmax(rel_err(y, yr, ny), rel_err(dx, gr, nx)), fmax(rel_err(dw, gr + nx, nw), rel_err(db, gr + nx + nw, co)));
+        report(t, e, TOL_FAST, "conv bf16 fwd+bwd vs reference on bf16-rounded operands %s", tag);
+        double ey = rel_err(y, yf, ny), edx = rel_err(dx, gf, nx), edw = rel_err(dw, gf + nx, nw);
+        report(t, fmax(fmax(ey, edx), edw), 2e-2, "conv bf16 fwd+bwd within bf16 precision of fp32 %s", tag);
+        report_bool(t, (!fwd_bf || ey > 1e-6) && (!dx_bf || edx > 1e-6) && edw > 1e-6,
+                    "conv bf16 differs from fp32 where bf16 runs (y %.1e dx %.1e dw %.1e) %s", ey, edx, edw, tag);
+    } else {
+        float *f = falloc(ny + nx + nw + co), *ws = falloc(rn_conv_workspace(&s, 1));
+        memcpy(f + ny, g0, (nx + nw + co) * sizeof(float));
+        omp_set_num_threads(1); /* as out[0] was computed: a small dw depends on the thread count */
+        rn_conv_forward_ws(&s, x, wt, b, f, ws);
+        rn_conv_backward(&s, x, wt, dy, f + ny, f + ny + nx, f + ny + nx + nw, ws);
+        omp_set_num_threads(saved);
+        report_bool(t, !memcmp(f, y, (ny + nx + nw + co) * sizeof(float)),
+                    "conv with bf16 asked but unavailable (%s kernels) equals fp32 %s", rn_cpu_dispatch()->name, tag);
+        free(f), free(ws);
+    }
+    free(x), free(wt), free(b), free(dy), free(g0), free(out[0]), free(out[1]), free(xb), free(wb), free(dyb);
+    free(yr), free(yf), free(gr), free(gf);
 }
 
 /* BN train forward (y, saved stats, running stats), eval forward and
@@ -1013,6 +1093,22 @@ int main(void) {
     test_conv_thread_counts(&t, &r, 4, 15, 13, 16, 16, 3, 1, 1);
     test_conv_thread_counts(&t, &r, 2, 6, 7, 160, 48, 3, 1, 1);
     test_conv_forward_ws(&t, &r);
+
+    /* a) bf16 conv: every path of conv.c again, plus odd channel counts
+    ** (fp32 forward or backward-data) and odd pixel counts (an odd last
+    ** pixel pair in backward-weights) */
+    static const int bf16_shapes[][8] = {
+        {2, 14, 14, 64, 64, 3, 1, 1}, {2, 9, 11, 96, 100, 1, 2, 0}, {1, 13, 30, 3, 64, 7, 2, 3},
+        {2, 6, 7, 160, 48, 3, 1, 1},  {1, 12, 40, 8, 80, 5, 1, 2},  {3, 4, 4, 200, 72, 3, 2, 1},
+        {1, 3, 400, 64, 16, 3, 1, 1}, {2, 5, 26, 48, 66, 3, 1, 1},  {1, 11, 29, 34, 17, 3, 2, 1},
+        {3, 7, 5, 17, 33, 3, 2, 1},   {1, 7, 5, 1, 16, 3, 1, 1},    {3, 16, 16, 32, 64, 3, 2, 1},
+        {2, 8, 8, 256, 512, 1, 1, 0}, {1, 5, 5, 2, 2, 1, 1, 0},
+    };
+    printf("bf16 convolutions: %s\n", rn_cpu_has_bf16() ? "AVX512_BF16" : "not available, fp32 fallback checked");
+    for (size_t i = 0; i < sizeof bf16_shapes / sizeof bf16_shapes[0]; i++) {
+        const int *c = bf16_shapes[i];
+        test_conv_bf16(&t, &r, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+    }
 
     /* a) fast batch norm: n, h, w, c, mean offset */
     test_bn_fast(&t, &r, 1, 1, 1, 1, 0.0f);

@@ -8,6 +8,7 @@
 #include "resnet.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "kernels/cpu.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -238,7 +239,7 @@ static int ref_step(const rn_model *m, const float *x, const int *labels, int n,
         const float *in = l->src < 0 ? x : r->act[l->src];
         float *y = r->act[i];
         size_t rows = (size_t)n * l->h_out * l->w_out, cnt = rows * l->c_out;
-        rn_conv_shape s = {n, l->h_in, l->w_in, l->c_in, l->h_out, l->w_out, l->c_out, l->k, l->stride, l->pad};
+        rn_conv_shape s = {n, l->h_in, l->w_in, l->c_in, l->h_out, l->w_out, l->c_out, l->k, l->stride, l->pad, 0};
         switch (l->kind) {
         case RN_L_CONV: rn_ref_conv_forward(&s, in, P + l->w, l->bias ? P + l->b : NULL, y); break;
         case RN_L_BN:
@@ -270,7 +271,7 @@ static int ref_step(const rn_model *m, const float *x, const int *labels, int n,
         const float *in = l->src < 0 ? x : r->act[l->src], *dy = r->dact[i];
         float *dx = l->src < 0 ? NULL : r->dact[l->src], *G = r->grads;
         size_t rows = (size_t)n * l->h_out * l->w_out, cnt = rows * l->c_out;
-        rn_conv_shape s = {n, l->h_in, l->w_in, l->c_in, l->h_out, l->w_out, l->c_out, l->k, l->stride, l->pad};
+        rn_conv_shape s = {n, l->h_in, l->w_in, l->c_in, l->h_out, l->w_out, l->c_out, l->k, l->stride, l->pad, 0};
         switch (l->kind) {
         case RN_L_CONV: rn_ref_conv_backward(&s, in, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL); break;
         case RN_L_BN:
@@ -412,6 +413,100 @@ static void test_plan(void) {
     test_plan_arch("preact bottleneck", &s, 2, 20, 20);
 }
 
+/* bf16 against fp32 on one named architecture, from the same weights
+** (issue: "bf16 logits within 1e-2 relative of fp32"):
+**   - eval logits (BN folded into the bf16 weights) within 1e-2, and not
+**     equal to fp32's (the bf16 kernels ran);
+**   - training-mode logits and loss within 1e-2;
+**   - the parameter gradients of one step. Gradients at initialization are
+**     ill-conditioned: ReLU masks and max-pool choices flip under any
+**     perturbation, and with torchvision's init a relative change of 2^-8
+**     (bf16's rounding unit) in the input alone moves resnet50's gradients
+**     by 100% in fp32. So the last BN of every block starts at weight 0.1
+**     (near-identity blocks, like zero_init_residual but with gradients
+**     flowing), and the gradients are held to twice that fp32 baseline,
+**     which must itself be below 0.3; wrong bf16 arithmetic would be
+**     uncorrelated noise (about 1.4);
+**   - switching back to fp32 gives the first run's training logits and
+**     gradients bit for bit (the precision is a setting, not a state).
+** On a CPU without AVX512_BF16 setting bf16 must fail with
+** RN_ERR_UNSUPPORTED instead (and the rest is skipped, with a line). */
+static void test_bf16_arch(const char *arch, const char *last_bn, int classes, int channels, int n, int h, int w) {
+    rn_model *m = make(arch, classes, channels);
+    char what[200];
+    rn_error err;
+    if (!m) {
+        snprintf(what, sizeof what, "bf16 %s: create", arch);
+        check(0, what);
+        return;
+    }
+    rn_model_init(m, 3, 0);
+    for (int i = 0; i < m->nlayers; i++) {
+        const rn_layer *l = &m->layers[i];
+        const char *dot = strrchr(l->name, '.');
+        if (l->kind == RN_L_BN && dot && !strcmp(dot + 1, last_bn))
+            for (int c = 0; c < l->c_out; c++) m->params[l->w + c] = 0.1f;
+    }
+    if (!rn_cpu_has_bf16()) {
+        snprintf(what, sizeof what, "bf16 %s: refused without AVX512_BF16", arch);
+        check(rn_model_set_precision(m, RN_PREC_BF16, &err) == RN_ERR_UNSUPPORTED && strstr(err.msg, "AVX512_BF16"),
+              what);
+        printf("bf16 model tests skipped: no AVX512_BF16 on this CPU\n");
+        rn_model_free(m);
+        return;
+    }
+    uint64_t st = 5;
+    int k = m->spec.classes, C = m->spec.in_channels;
+    size_t nx = (size_t)n * h * w * C, nk = (size_t)n * k, np = m->nparams;
+    float *x[2] = {malloc(nx * 4), malloc(nx * 4)}, *l[8], *g[4];
+    int *labels = malloc(n * sizeof(int));
+    for (int i = 0; i < 8; i++) l[i] = malloc(nk * 4);
+    for (int i = 0; i < 4; i++) g[i] = malloc(np * 4);
+    for (size_t i = 0; i < nx; i++) {
+        x[0][i] = 2 * lcg(&st) - 1;
+        x[1][i] = x[0][i] * (1.0f + (2 * lcg(&st) - 1) / 256.0f); /* the fp32 baseline's input */
+    }
+    for (int i = 0; i < n; i++) labels[i] = (i * 7) % k;
+    float *p0 = malloc(np * 4), *b0 = malloc(m->nbuffers * 4);
+    memcpy(p0, m->params, np * 4), memcpy(b0, m->buffers, m->nbuffers * 4);
+    double loss[4];
+    int ok = 1;
+    for (int run = 0; run < 4; run++) { /* fp32, bf16, fp32 on x[1], fp32 again; same weights each time */
+        memcpy(m->params, p0, np * 4), memcpy(m->buffers, b0, m->nbuffers * 4);
+        ok = ok && !rn_model_set_precision(m, run == 1 ? RN_PREC_BF16 : RN_PREC_FP32, &err);
+        ok = ok && !rn_model_forward(m, x[run == 2], n, h, w, 0, l[2 * run], &err);
+        ok = ok && !rn_model_train_step(m, x[run == 2], labels, n, h, w, 0.0f, l[2 * run + 1], &loss[run], &err);
+        if (ok) memcpy(g[run], m->grads, np * 4);
+    }
+    snprintf(what, sizeof what, "bf16 %s %dx%dx%d batch %d: switching back to fp32 gives the first run's bits", arch,
+             h, w, C, n);
+    check(ok && !memcmp(g[0], g[3], np * 4) && !memcmp(l[1], l[7], nk * 4), what);
+    double ee = ok ? rel2(l[2], l[0], nk) : 1, et = ok ? rel2(l[3], l[1], nk) : 1;
+    double el = ok ? fabs(loss[1] - loss[0]) / loss[0] : 1, eg = ok ? rel2(g[1], g[0], np) : 1;
+    double base = ok ? rel2(g[2], g[0], np) : 0;
+    printf("bf16 %s %dx%d batch %d vs fp32: eval logits %.1e, train logits %.1e, loss %.1e, gradients %.1e "
+           "(fp32 baseline %.1e)\n", arch, h, w, n, ee, et, el, eg, base);
+    snprintf(what, sizeof what, "bf16 %s: eval logits within 1e-2 of fp32 (%.1e) and not equal to them", arch, ee);
+    check(ee < 1e-2 && ee > 0, what);
+    snprintf(what, sizeof what, "bf16 %s: train logits (%.1e) and loss (%.1e) within 1e-2 of fp32", arch, et, el);
+    check(et < 1e-2 && el < 1e-2, what);
+    snprintf(what, sizeof what, "bf16 %s: gradients %.1e from fp32, within 2x the fp32 baseline %.1e", arch, eg, base);
+    check(eg < 2 * base && base < 0.3, what);
+    for (int i = 0; i < 8; i++) free(l[i]);
+    for (int i = 0; i < 4; i++) free(g[i]);
+    free(x[0]), free(x[1]), free(labels), free(p0), free(b0);
+    rn_model_free(m);
+}
+
+/* bf16 on the default network, an ImageNet basic-block net and a bottleneck
+** net (their stems: 1 channel, 3 channels, both kept fp32 forward), at
+** sizes where training-mode BN sees enough values per channel (>= 64). */
+static void test_bf16(void) {
+    test_bf16_arch("resnet20", "bn2", 10, 1, 8, 28, 28);
+    test_bf16_arch("resnet18", "bn2", 10, 3, 4, 128, 128);
+    test_bf16_arch("resnet50", "bn3", 10, 3, 4, 128, 128);
+}
+
 /* Runs every test in a temporary directory. */
 int main(void) {
     char dir[] = "/tmp/rn_test_model_XXXXXX";
@@ -423,6 +518,7 @@ int main(void) {
     test_roundtrip(dir);
     test_refusals(dir);
     test_plan();
+    test_bf16();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) printf("could not remove %s\n", dir);

@@ -39,6 +39,14 @@
 ** there is no partial-sum buffer and no false sharing. A smaller dw is
 ** split by pixels instead, each thread summing a private partial that is
 ** added in thread order: the same bits for the same thread count.
+**
+** bf16 (rn_conv_shape.bf16, kernels.h): the same jobs and plans with the
+** bf16 micro-kernels (gemm_bf16.c). The gathers and row copies that fill
+** the patch buffers round to bf16 as they copy, so activations are
+** converted once per tile and never stored as a whole in bf16; the weights
+** are packed pair-interleaved once per call. Backward-weights needs pairs
+** of pixels, not of channels: each tile of patches and of dy is gathered
+** in fp32 as usual and then packed pair-interleaved (gather mode only).
 */
 #include "cpu.h"
 #include "kernels.h"
@@ -73,6 +81,7 @@ typedef struct {
     int dh, dw, oy, ox, ds;
     const float *bias; /* (Cd) or NULL: forward only */
     int accumulate;    /* dst += instead of dst = */
+    const uint16_t *wmb; /* bf16 job: wm pair-interleaved along its rows, else NULL */
 } gjob;
 
 /* How a gather GEMM is cut into units of work. */
@@ -101,13 +110,25 @@ static size_t weight_count(const rn_conv_shape *s) { return (size_t)s->k * s->k 
 ** each summing a private partial dw (else its rows are split). */
 static int small_dw(const rn_conv_shape *s) { return weight_count(s) <= SMALL_DW; }
 
-/* Floats per thread of scratch: the patch buffer and, for backward-data at
-** stride > 1, a tile of destination rows to scatter from, or a partial dw. */
-static size_t thread_floats(const rn_conv_shape *s) {
+/* Floats after the patch buffer of a thread's scratch: for backward-data
+** at stride > 1, a tile of destination rows to scatter from, or a partial
+** dw. */
+static size_t tail_floats(const rn_conv_shape *s) {
     size_t c = s->stride > 1 ? pad16((size_t)MC_MAX * s->ci) : 0;
     if (small_dw(s) && pad16(weight_count(s)) > c)
         c = pad16(weight_count(s));
-    return ABUF + c;
+    return c;
+}
+
+/* Floats (as room for bf16 pairs) of a bf16 weight-gradient tile's packed
+** patches and packed dy, each of up to MW_MAX+1 pixels. */
+static size_t bf_patch_floats(void) { return pad16((size_t)(MW_MAX + 1) * KW_MAX / 2 + 16); }
+static size_t bf_dy_floats(const rn_conv_shape *s) { return pad16((size_t)(MW_MAX + 1) * s->co / 2 + 16); }
+
+/* Floats per thread of scratch: the patch buffer, the tail, and for bf16
+** the packed weight-gradient tiles. */
+static size_t thread_floats(const rn_conv_shape *s) {
+    return ABUF + tail_floats(s) + (s->bf16 ? bf_patch_floats() + bf_dy_floats(s) : 0);
 }
 
 /* Floats of scratch the forward and backward passes need when run by up to
@@ -126,6 +147,8 @@ static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
     p.kdim = g->nu * g->nv * g->cs;
     p.nch = (p.kdim + KC_MAX - 1) / KC_MAX;
     p.kc = (p.kdim + p.nch - 1) / p.nch;
+    if (g->wmb)
+        p.kc += p.kc & 1; /* chunks of whole reduction pairs (kdim is even) */
     p.mc = A_FLOATS / p.kc / MQ * MQ;
     if (p.mc < MQ)
         p.mc = MQ;
@@ -134,7 +157,7 @@ static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
     p.ntm = (p.m + p.mc - 1) / p.mc;
     p.tw = d->nvmax * d->vl;
     p.ncot = (g->cd + p.tw - 1) / p.tw;
-    p.direct = g->nu * g->nv == 1 && g->dh0 == 0 && g->dw0 == 0 && g->step == 1 && g->gh == g->sh && g->gw == g->sw;
+    p.direct = !g->wmb && g->nu * g->nv == 1 && g->dh0 == 0 && g->dw0 == 0 && g->step == 1 && g->gh == g->sh && g->gw == g->sw;
     p.contig = g->ds == 1 && g->oy == 0 && g->ox == 0 && g->gh == g->dh && g->gw == g->dw;
     /* Row mode: one reduction chunk, several taps, rows wide enough for the
     ** micro-tiles (or outputs so narrow that gathering would dominate), and
@@ -178,13 +201,38 @@ static inline __attribute__((always_inline)) void zero_floats(float *d, int n) {
         d[i] = 0.0f;
 }
 
+/* Writes n floats from s to element o of out, an fp32 array or (bf) a
+** bf16 one, rounding. */
+static inline __attribute__((always_inline)) void put_copy(void *out, size_t o, const float *restrict s, int n,
+                                                           const int bf) {
+    if (bf) {
+        uint16_t *restrict d = (uint16_t *)out + o;
+        for (int i = 0; i < n; i++)
+            d[i] = rn_bf16_from_f32(s[i]);
+    } else {
+        copy_floats((float *)out + o, s, n);
+    }
+}
+
+/* Writes n zeros at element o of out (fp32, or bf16 when bf). */
+static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, int n, const int bf) {
+    if (bf) {
+        uint16_t *d = (uint16_t *)out + o;
+        for (int i = 0; i < n; i++)
+            d[i] = 0;
+    } else {
+        zero_floats((float *)out + o, n);
+    }
+}
+
 /* Copies the patch of grid pixel (n, i, j), reduction indices [k0, k1)
-** (index = (u*nv + v)*Cs + channel), into out; taps in the padding read
-** zeros. The taps of one row u are consecutive source pixels, so each row
-** is one copy of its in-bounds part between two runs of zeros (whether a
-** tap is in bounds is separable: rows by u, columns by v). */
+** (index = (u*nv + v)*Cs + channel), to element o of out (fp32, or bf16
+** when bf); taps in the padding read zeros. The taps of one row u are
+** consecutive source pixels, so each row is one copy of its in-bounds part
+** between two runs of zeros (whether a tap is in bounds is separable: rows
+** by u, columns by v). */
 static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, int n, int i, int j, int k0, int k1,
-                                                               float *restrict out) {
+                                                               void *out, size_t o, const int bf) {
     const int cs = g->cs, rl = g->nv * cs;
     const int y0 = i * g->step + g->dh0, x0 = j * g->step + g->dw0;
     const int vlo = imin(x0 < 0 ? -x0 : 0, g->nv), vhi = imax(imin(g->nv, g->sw - x0), vlo);
@@ -192,27 +240,26 @@ static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, in
     const float *base = g->src + (size_t)n * g->sh * g->sw * cs;
     for (int u = k0 / rl; u * rl < k1; u++) {
         const int a = imax(k0 - u * rl, 0), b = imin(k1 - u * rl, rl), y = y0 + u * g->ddh;
-        if (y < 0 || y >= g->sh) {
-            zero_floats(out, b - a), out += b - a;
-            continue;
-        }
         const int ca = imax(a, in0), cb = imin(b, in1);
-        if (ca >= cb) {
-            zero_floats(out, b - a), out += b - a;
+        if (y < 0 || y >= g->sh || ca >= cb) {
+            put_zero(out, o, b - a, bf), o += b - a;
             continue;
         }
-        zero_floats(out, ca - a), out += ca - a;
-        copy_floats(out, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca), out += cb - ca;
-        zero_floats(out, b - cb), out += b - cb;
+        put_zero(out, o, ca - a, bf), o += ca - a;
+        put_copy(out, o, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca, bf), o += cb - ca;
+        put_zero(out, o, b - cb, bf), o += b - cb;
     }
 }
 
 /* Gathers the patches of grid pixels [m0, m0+rows), indices [k0, k1), as
-** the rows of a (rows, k1-k0) matrix. */
-RN_CLONES static void gather_tile(const gjob *g, long long m0, int rows, int k0, int k1, float *a) {
+** the rows of a (rows, k1-k0) matrix: fp32, or bf16 for a bf16 job. */
+RN_CLONES static void gather_tile(const gjob *g, long long m0, int rows, int k0, int k1, void *a) {
     int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
     for (int r = 0; r < rows; r++) {
-        gather_pixel(g, n, i, j, k0, k1, a + (size_t)r * (k1 - k0));
+        if (g->wmb)
+            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 1);
+        else
+            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 0);
         if (++j == g->gw) {
             j = 0;
             if (++i == g->gh)
@@ -243,6 +290,22 @@ static void scatter_tile(const gjob *g, long long m0, int rows, int c0, int c1, 
     }
 }
 
+/* One nn micro-kernel call of job g: C (rows x nv vectors, at column c of
+** the destination rows at cp) [+]= A B, A's first row at element aoff of
+** a (fp32, or bf16 for a bf16 job), B the weight rows from k0 on (of each
+** of nseg segments of kd rows), columns from c. */
+static inline void nn_call(const gjob *g, const rn_dispatch *d, int nv, int rows, int nseg, const ptrdiff_t *soff,
+                           int kd, const void *a, ptrdiff_t aoff, ptrdiff_t lda, size_t k0, int c, float *cp, int nlast,
+                           const float *bias, int acc) {
+    const ptrdiff_t cd = g->cd;
+    if (g->wmb)
+        d->nnb[nv][rows](nseg, soff, kd / 2, (const uint16_t *)a + aoff, lda, g->wmb + k0 * cd + 2 * c, 2 * cd, cp, cd,
+                         nlast, bias, acc);
+    else
+        d->nn[nv][rows](nseg, soff, kd, (const float *)a + aoff, lda, g->wm + k0 * cd + c, cd, cp, cd, nlast, bias,
+                        acc);
+}
+
 /* Runs one unit of job g: pixel tile `unit / ncb`, channel block
 ** `unit % ncb`. The reduction is chunked so that the patch tile (abuf) and
 ** the weight panel stay in cache; the destination tile accumulates across
@@ -257,7 +320,7 @@ static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long l
     const ptrdiff_t zero_off = 0;
     for (int ch = 0; ch < p->nch; ch++) {
         const int k0 = ch * p->kc, kl = imin(p->kc, p->kdim - k0);
-        const float *a = abuf;
+        const void *a = abuf;
         ptrdiff_t lda = kl;
         if (p->direct) {
             a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
@@ -269,32 +332,41 @@ static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long l
         for (int c = c0; c < c1; c += p->tw) {
             const int w = imin(p->tw, c1 - c), nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl;
             const int rw = d->nn_rows[nv];
-            const float *b = g->wm + (size_t)k0 * cd + c;
             for (int r = 0; r < rows; r += rw)
-                d->nn[nv][imin(rw, rows - r)](1, &zero_off, kl, a + r * lda, lda, b, cd, cbase + (size_t)r * cd + c, cd,
-                                              nlast, bias ? bias + c : NULL, acc);
+                nn_call(g, d, nv, imin(rw, rows - r), 1, &zero_off, kl, a, r * lda, lda, (size_t)k0, c,
+                        cbase + (size_t)r * cd + c, nlast, bias ? bias + c : NULL, acc);
         }
     }
     if (!p->contig)
         scatter_tile(g, m0, rows, c0, c1, cbuf);
 }
 
-/* Copies the source rows [ylo, ylo+nrows) of sample n, each as pw pixels
-** from column dw0 on, zero outside the source, into buf (nrows, pw, Cs). */
-RN_CLONES static void pad_rows(const gjob *g, int n, int ylo, int nrows, int pw, float *buf) {
+/* pad_rows' loop, for an fp32 or (bf) a bf16 buffer. */
+static inline __attribute__((always_inline)) void pad_rows_as(const gjob *g, int n, int ylo, int nrows, int pw,
+                                                              void *buf, const int bf) {
     const int cs = g->cs, x0 = g->dw0;
     const int a = imin(imax(-x0, 0), pw), b = imax(imin(pw, g->sw - x0), a); /* in-bounds columns */
     for (int r = 0; r < nrows; r++) {
-        float *out = buf + (size_t)r * pw * cs;
+        const size_t o = (size_t)r * pw * cs;
         const int y = ylo + r;
         if (y < 0 || y >= g->sh) {
-            zero_floats(out, pw * cs);
+            put_zero(buf, o, pw * cs, bf);
             continue;
         }
-        zero_floats(out, a * cs);
-        copy_floats(out + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs);
-        zero_floats(out + (size_t)b * cs, (pw - b) * cs);
+        put_zero(buf, o, a * cs, bf);
+        put_copy(buf, o + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs, bf);
+        put_zero(buf, o + (size_t)b * cs, (pw - b) * cs, bf);
     }
+}
+
+/* Copies the source rows [ylo, ylo+nrows) of sample n, each as pw pixels
+** from column dw0 on, zero outside the source, into buf (nrows, pw, Cs):
+** fp32, or bf16 for a bf16 job. */
+RN_CLONES static void pad_rows(const gjob *g, int n, int ylo, int nrows, int pw, void *buf) {
+    if (g->wmb)
+        pad_rows_as(g, n, ylo, nrows, pw, buf, 1);
+    else
+        pad_rows_as(g, n, ylo, nrows, pw, buf, 0);
 }
 
 /* Runs one row-mode unit of job g: grid rows [i0, i0+band) of one sample,
@@ -320,12 +392,12 @@ static void run_band(const gjob *g, const gplan *p, const rn_dispatch *d, long l
         const int w = imin(p->tw, c1 - c), nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl;
         const int rw = d->nn_rows[nv];
         for (int i = i0; i < i1; i++) {
-            const float *a = abuf + (ptrdiff_t)(i * g->step + g->dh0 - ylo) * p->pw * cs;
+            const ptrdiff_t arow = (ptrdiff_t)(i * g->step + g->dh0 - ylo) * p->pw * cs;
             float *crow =
                 p->contig ? g->dst + (((size_t)n * g->gh + i) * g->gw) * cd : cbuf + (size_t)(i - i0) * g->gw * cd;
             for (int j = 0; j < g->gw; j += rw)
-                d->nn[nv][imin(rw, g->gw - j)](g->nu, soff, kd, a + j * lda, lda, g->wm + c, cd,
-                                               crow + (size_t)j * cd + c, cd, nlast, bias ? bias + c : NULL, acc);
+                nn_call(g, d, nv, imin(rw, g->gw - j), g->nu, soff, kd, abuf, arow + j * lda, lda, 0, c,
+                        crow + (size_t)j * cd + c, nlast, bias ? bias + c : NULL, acc);
         }
     }
     if (!p->contig)
@@ -353,21 +425,84 @@ static void run_job(const gjob *g, const rn_dispatch *d, float *abuf, float *cbu
 /* The forward job: y = patches of x times w (+ b). */
 static gjob forward_job(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y) {
     gjob g = {x,       s->h, s->w,  s->ci, s->n,  s->oh, s->ow, s->stride, s->k, s->k, -s->pad, 1,
-              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0};
+              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0,         NULL};
     return g;
+}
+
+/* Whether a pass of s whose reduction runs over cs channels per tap
+** multiplies in bf16: asked for, supported, and whole channel pairs. */
+static int bf_pass(const rn_conv_shape *s, const rn_dispatch *d, int cs) { return s->bf16 && d->bf16 && cs % 2 == 0; }
+
+/* Writes the (rows, cols) fp32 matrix a (row stride lda) pair-interleaved
+** along its rows, in bf16: element (i, j) at out[(i/2)*2*cols + 2j + i%2];
+** an odd last row is paired with zeros. */
+RN_CLONES static void pack_pairs(const float *restrict a, ptrdiff_t lda, int rows, int cols, uint16_t *restrict out) {
+    for (int i = 0; i < rows; i += 2) {
+        const float *r0 = a + (ptrdiff_t)i * lda, *r1 = r0 + lda;
+        uint16_t *o = out + (size_t)i * cols;
+        if (i + 1 < rows)
+            for (int j = 0; j < cols; j++)
+                o[2 * j] = rn_bf16_from_f32(r0[j]), o[2 * j + 1] = rn_bf16_from_f32(r1[j]);
+        else
+            for (int j = 0; j < cols; j++)
+                o[2 * j] = rn_bf16_from_f32(r0[j]), o[2 * j + 1] = 0;
+    }
+}
+
+/* Packs the (rows, cols) weights w pair-interleaved into wb (rows even),
+** shared between the threads of a parallel region; ends with a barrier. */
+static void pack_weights_pairs(size_t rows, int cols, const float *w, uint16_t *wb) {
+    const long long np = (long long)rows / 2, step = 64;
+#pragma omp for schedule(static)
+    for (long long p = 0; p < np; p += step)
+        pack_pairs(w + (size_t)p * 2 * cols, cols, (int)(2 * (p + step < np ? step : np - p)), cols,
+                   wb + (size_t)p * 2 * cols);
+}
+
+/* The forward of s: y = patches of x times w (+ b). For a bf16 pass the
+** weights come pair-interleaved in wb, packed from w here first when
+** `pack` (into the weights' part of ws), else already packed. */
+static void forward_run(const rn_conv_shape *s, const float *x, const float *w, const uint16_t *wb, int pack,
+                        const float *b, float *y, float *ws) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    gjob g = forward_job(s, x, w, b, y);
+    const int bf = bf_pass(s, d, s->ci);
+    if (bf)
+        g.wmb = wb;
+    float *tbase = ws + pad16(weight_count(s));
+#pragma omp parallel
+    {
+        float *abuf = tbase + (size_t)omp_get_thread_num() * thread_floats(s);
+        if (bf && pack)
+            pack_weights_pairs((size_t)s->k * s->k * s->ci, s->co, w, (uint16_t *)wb);
+        run_job(&g, d, abuf, NULL);
+    }
 }
 
 /* y = conv(x, w) + b, with scratch ws of rn_conv_workspace(s, T) floats.
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  b: (Co) or NULL  y: (N,OH,OW,Co) */
 void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
-    const rn_dispatch *d = rn_cpu_dispatch();
-    const gjob g = forward_job(s, x, w, b, y);
-    float *tbase = ws + pad16(weight_count(s));
+    forward_run(s, x, w, (uint16_t *)ws, 1, b, y, ws);
+}
+
+/* Whether the forward of s runs in bf16 (kernels.h), so that its weights
+** can be packed once with rn_conv_pack_bf16. */
+int rn_conv_forward_is_bf16(const rn_conv_shape *s) { return bf_pass(s, rn_cpu_dispatch(), s->ci); }
+
+/* Packs w for rn_conv_forward_packed (pair-interleaved bf16, K*K*Ci*Co
+** values). w: (K,K,Ci,Co) */
+void rn_conv_pack_bf16(const rn_conv_shape *s, const float *w, uint16_t *wb) {
 #pragma omp parallel
-    {
-        float *abuf = tbase + (size_t)omp_get_thread_num() * thread_floats(s);
-        run_job(&g, d, abuf, NULL);
-    }
+    pack_weights_pairs((size_t)s->k * s->k * s->ci, s->co, w, wb);
+}
+
+/* y = conv(x, w) + b with the weights packed by rn_conv_pack_bf16 (only
+** for a shape where rn_conv_forward_is_bf16): the weights are not read
+** again, which saves inference on a model whose weights do not change
+** one pass over them per call. */
+void rn_conv_forward_packed(const rn_conv_shape *s, const float *x, const uint16_t *wb, const float *b, float *y,
+                            float *ws) {
+    forward_run(s, x, NULL, wb, 0, b, y, ws);
 }
 
 /* y = conv(x, w) + b with its own scratch (falls back to the reference
@@ -405,10 +540,11 @@ static int phase_offset(const rn_conv_shape *s, int py, int px) {
 }
 
 /* Packs the weights for backward-data: for every phase, its taps (kh
-** ascending, kw descending) each as the Co x Ci transpose of w[kh][kw].
+** ascending, kw descending) each as the Co x Ci transpose of w[kh][kw],
+** into wp, or pair-interleaved along Co in bf16 into wpb when not NULL.
 ** Called by every thread of a parallel region (shares the taps); ends with
 ** a barrier. w: (K,K,Ci,Co)  wp: (K*K taps, Co, Ci) */
-static void pack_weights_t(const rn_conv_shape *s, const float *w, float *wp) {
+static void pack_weights_t(const rn_conv_shape *s, const float *w, float *wp, uint16_t *wpb) {
     const int K = s->k, S = s->stride, Ci = s->ci, Co = s->co;
 #pragma omp for schedule(dynamic, 1)
     for (int t = 0; t < K * K; t++) {
@@ -418,18 +554,24 @@ static void pack_weights_t(const rn_conv_shape *s, const float *w, float *wp) {
         phase_taps(s, py, &fy);
         const int lastx = fx + (nvx - 1) * S, u = (kh - fy) / S, v = (lastx - kw) / S;
         const float *src = w + (size_t)t * Ci * Co;
-        float *dst = wp + ((size_t)phase_offset(s, py, px) + (size_t)u * nvx + v) * Co * Ci;
+        const size_t base = ((size_t)phase_offset(s, py, px) + (size_t)u * nvx + v) * Co * Ci;
         for (int c0 = 0; c0 < Ci; c0 += 16)
             for (int o0 = 0; o0 < Co; o0 += 16)
                 for (int ci = c0; ci < imin(Ci, c0 + 16); ci++)
-                    for (int co = o0; co < imin(Co, o0 + 16); co++)
-                        dst[(size_t)co * Ci + ci] = src[(size_t)ci * Co + co];
+                    for (int co = o0; co < imin(Co, o0 + 16); co++) {
+                        const float val = src[(size_t)ci * Co + co];
+                        if (wpb)
+                            wpb[base + ((size_t)(co >> 1) * Ci + ci) * 2 + (co & 1)] = rn_bf16_from_f32(val);
+                        else
+                            wp[base + (size_t)co * Ci + ci] = val;
+                    }
     }
 }
 
 /* The backward-data job of phase (py, px): dx pixels (n, py + S*i, px + S*j)
 ** += patches of dy (taps of that phase) times their packed weights. */
-static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, float *dx, int py, int px) {
+static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, const uint16_t *wpb, float *dx, int py,
+                      int px) {
     const int S = s->stride, P = s->pad;
     int fy, fx, nu = phase_taps(s, py, &fy), nv = phase_taps(s, px, &fx);
     const int lastx = fx + (nv - 1) * S;
@@ -455,7 +597,8 @@ static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, 
               px,
               S,
               NULL,
-              1};
+              1,
+              wpb ? wpb + (size_t)phase_offset(s, py, px) * s->co * s->ci : NULL};
     return g;
 }
 
@@ -465,6 +608,7 @@ typedef struct {
     int kdim, co, tw, ncot, npairs;
     int kcw, mw;        /* rows per gathered chunk, pixels per tile: fixed by the shape */
     int direct;         /* patch rows are rows of x (1x1, stride 1, no padding) */
+    int bf;             /* bf16: tiles packed pair-interleaved (gather mode only) */
     int rowmode;        /* patches are windows into padded rows of x (weight_band) */
     int band, nbpi, pw; /* row mode: output rows per band, bands per sample, pixels per padded row */
     long long units;    /* pixels (gather mode) or bands (row mode) to sum over */
@@ -487,7 +631,8 @@ static wplan make_wplan(const rn_conv_shape *s, const rn_dispatch *d) {
     p.band = imin(MAX_SEG, imax(1, MW_MAX / s->ow));
     while (p.band > 1 && (size_t)((p.band - 1) * s->stride + s->k) * p.pw * s->ci > ABUF - 64)
         p.band--;
-    p.rowmode = s->k > 1 && (size_t)s->k * p.pw * s->ci <= ABUF - 64;
+    p.bf = s->bf16 && d->bf16;
+    p.rowmode = !p.bf && s->k > 1 && (size_t)s->k * p.pw * s->ci <= ABUF - 64;
     p.nbpi = (s->oh + p.band - 1) / p.band;
     p.units = p.rowmode ? (long long)s->n * p.nbpi : (long long)s->n * s->oh * s->ow;
     return p;
@@ -530,10 +675,11 @@ static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, con
 /* Adds to dw the sums over grid pixels [ma, mb), in tiles of mw pixels, of
 ** patch (x) outer dy, for the pairs [pa, pb) of p. Each dw element is
 ** summed in the same order whatever the pairs, so how the pairs are split
-** between threads does not change the result.
+** between threads does not change the result. bf16 (p->bf): each tile of
+** patches and of dy is packed pixel-pair-interleaved into ap and dyp.
 ** dy: (M, Co)  dw: (kdim, Co) */
 static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy, float *dw, long long ma,
-                         long long mb, int pa, int pb, float *abuf) {
+                         long long mb, int pa, int pb, float *abuf, uint16_t *ap, uint16_t *dyp) {
     if (pa >= pb)
         return;
     const int vl = d->vl, co = p->co;
@@ -542,6 +688,8 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
     for (long long m0 = ma; m0 < mb; m0 += p->mw) {
         const int rows = (int)(mb - m0 < p->mw ? mb - m0 : p->mw);
         const float *dyt = dy + (size_t)m0 * co;
+        if (p->bf)
+            pack_pairs(dyt, co, rows, co, dyp);
         for (int k0 = ka; k0 < kb; k0 += p->kcw) {
             const int kl = imin(p->kcw, kb - k0);
             const float *a = abuf;
@@ -550,6 +698,8 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
                 a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
             else
                 gather_tile(g, m0, rows, k0, k0 + kl, abuf);
+            if (p->bf)
+                pack_pairs(a, lda, rows, kl, ap);
             for (int kq = k0; kq < k0 + kl; kq += MQ) {
                 const int kblk = kq / MQ, kend = imin(kq + MQ, k0 + kl);
                 for (int ct = 0; ct < p->ncot; ct++) {
@@ -558,9 +708,15 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
                         continue;
                     const int c = ct * p->tw, w = imin(p->tw, co - c), nv = (w + vl - 1) / vl;
                     const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
-                    for (int kk = kq; kk < kend; kk += rk)
-                        d->tn[nv][imin(rk, kend - kk)](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co,
-                                                       dw + (size_t)kk * co + c, co, nlast);
+                    for (int kk = kq; kk < kend; kk += rk) {
+                        float *cp = dw + (size_t)kk * co + c;
+                        if (p->bf)
+                            d->tnb[nv][imin(rk, kend - kk)](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl,
+                                                            dyp + 2 * c, 2 * co, cp, co, nlast);
+                        else
+                            d->tn[nv][imin(rk, kend - kk)](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co, cp,
+                                                           co, nlast);
+                    }
                 }
             }
         }
@@ -583,6 +739,8 @@ static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob
     const int pb = whole ? (int)((long long)(tid + 1) * p.npairs / nt) : p.npairs;
     float *out = whole ? dw : part;
     const size_t cnt = weight_count(s);
+    uint16_t *ap = p.bf ? (uint16_t *)(abuf + ABUF + tail_floats(s)) : NULL;
+    uint16_t *dyp = p.bf ? ap + 2 * bf_patch_floats() : NULL;
     if (!whole)
         memset(part, 0, cnt * sizeof(float));
     if (p.rowmode) {
@@ -590,7 +748,7 @@ static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob
             for (long long b = ua; b < ub; b++)
                 weight_band(&p, d, g, dy, out, b, pa, pb, abuf);
     } else {
-        weight_pairs(&p, d, g, dy, out, ua, ub, pa, pb, abuf);
+        weight_pairs(&p, d, g, dy, out, ua, ub, pa, pb, abuf, ap, dyp);
     }
     if (whole)
         return;
@@ -631,10 +789,11 @@ void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, co
         if (dw)
             weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase);
         if (dx) {
-            pack_weights_t(s, w, wp); /* ends with a barrier */
+            uint16_t *wpb = bf_pass(s, d, s->co) ? (uint16_t *)wp : NULL;
+            pack_weights_t(s, w, wp, wpb); /* ends with a barrier */
             for (int py = 0; py < s->stride; py++)
                 for (int px = 0; px < s->stride; px++) {
-                    const gjob g = phase_job(s, dy, wp, dx, py, px);
+                    const gjob g = phase_job(s, dy, wp, wpb, dx, py, px);
                     if (g.nu * g.nv > 0)
                         run_job(&g, d, abuf, cbuf);
                 }

@@ -25,6 +25,15 @@ static rn_cpu_level detect(void) {
     return RN_CPU_GENERIC;
 }
 
+/* Whether the CPU has the bf16 dot product (vdpbf16ps). */
+static int detect_bf16(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    return __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
 /* Fills the table: the detected level, lowered by RN_CPU if set. */
 static void fill_table(void) {
     rn_cpu_level lvl = detect();
@@ -34,8 +43,11 @@ static void fill_table(void) {
     if (env && !strcmp(env, "avx2") && lvl > RN_CPU_AVX2)
         lvl = RN_CPU_AVX2;
     memset(&table, 0, sizeof table);
-    if (lvl == RN_CPU_AVX512)
+    if (lvl == RN_CPU_AVX512) {
         rn_gemm_fill_avx512(&table);
+        if (detect_bf16() && !(env && !strcmp(env, "avx512")))
+            rn_gemm_fill_bf16(&table);
+    }
     else if (lvl == RN_CPU_AVX2)
         rn_gemm_fill_avx2(&table);
     else
@@ -47,3 +59,6 @@ const rn_dispatch *rn_cpu_dispatch(void) {
     pthread_once(&table_once, fill_table);
     return &table;
 }
+
+/* Whether bf16 convolutions run on this process's kernels. */
+int rn_cpu_has_bf16(void) { return rn_cpu_dispatch()->bf16; }

@@ -9,12 +9,14 @@
 **
 ** Test hook: the environment variable RN_CPU=generic|avx2|avx512, read when
 ** the table is filled, lowers the level (it never raises it above what the
-** CPU supports), so that the tests can run every path on one machine.
+** CPU supports), so that the tests can run every path on one machine;
+** RN_CPU=avx512 (like the lower levels) also leaves the bf16 kernels out.
 */
 #ifndef RN_CPU_H
 #define RN_CPU_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { RN_CPU_GENERIC = 0, RN_CPU_AVX2 = 1, RN_CPU_AVX512 = 2 } rn_cpu_level;
 
@@ -40,6 +42,20 @@ typedef void (*rn_gemm_nn_fn)(int nseg, const ptrdiff_t *soff, int kd, const flo
 typedef void (*rn_gemm_tn_fn)(int nseg, const ptrdiff_t *soff, int m, const float *a, ptrdiff_t lda, const float *b,
                               ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast);
 
+/* bf16 forms of the two tiles (gemm_bf16.c): the same contracts with A
+** and B in bfloat16, pair-interleaved along the reduction, and C in fp32.
+** nn: kp reduction pairs per segment; pair k of row r of segment s of A is
+** the 32-bit word at a + soff[s] + r*lda + 2k; pair-row k of segment s of
+** B is at b + (s*kp + k)*ldb, its columns j at 2j (pair (k0, k1) of
+** column j = b[2j], b[2j+1]).
+** tn: mp pixel pairs per segment; pair i of column r of A at
+** a + soff[s] + i*lda + 2r, pair-row i of B at b + (s*mp + i)*ldb. */
+typedef void (*rn_gemm_nnb_fn)(int nseg, const ptrdiff_t *soff, int kp, const uint16_t *a, ptrdiff_t lda,
+                               const uint16_t *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast, const float *bias,
+                               int acc);
+typedef void (*rn_gemm_tnb_fn)(int nseg, const ptrdiff_t *soff, int mp, const uint16_t *a, ptrdiff_t lda,
+                               const uint16_t *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast);
+
 /* The dispatch table: micro-kernels for every tile width nv (1..nvmax)
 ** and every row count (1..nn_rows[nv] or tn_rows[nv]). */
 typedef struct {
@@ -50,6 +66,9 @@ typedef struct {
     int nn_rows[RN_NV_MAX + 1], tn_rows[RN_NV_MAX + 1];
     rn_gemm_nn_fn nn[RN_NV_MAX + 1][RN_ROWS_MAX + 1]; /* [nv][rows] */
     rn_gemm_tn_fn tn[RN_NV_MAX + 1][RN_ROWS_MAX + 1];
+    int bf16; /* the CPU has AVX512_BF16: nnb and tnb are filled (same rows as nn and tn) */
+    rn_gemm_nnb_fn nnb[RN_NV_MAX + 1][RN_ROWS_MAX + 1];
+    rn_gemm_tnb_fn tnb[RN_NV_MAX + 1][RN_ROWS_MAX + 1];
 } rn_dispatch;
 
 /* The table for this CPU (filled on first use, thread-safely). */
@@ -59,5 +78,11 @@ const rn_dispatch *rn_cpu_dispatch(void);
 void rn_gemm_fill_avx512(rn_dispatch *d);
 void rn_gemm_fill_avx2(rn_dispatch *d);
 void rn_gemm_fill_generic(rn_dispatch *d);
+/* Adds the bf16 kernels to an AVX-512 table. */
+void rn_gemm_fill_bf16(rn_dispatch *d);
+
+/* Whether this process's kernels can run bf16 convolutions (AVX512_BF16,
+** not lowered by RN_CPU). */
+int rn_cpu_has_bf16(void);
 
 #endif

@@ -18,26 +18,12 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 
+#include "gemm_avx512_tiles.h"
+
 #define RN_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 #define RN_INLINE __attribute__((always_inline)) inline
 
-/* The tile's registers are named variables, z<r>_<v> for row r and vector
-** v, written out by these lists; with the shape a compile-time constant the
-** compiler keeps exactly the live ones in registers (an array of __m512
-** would be kept in memory). */
-#define RLIST(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define VLIST(X, r) X(r, 0) X(r, 1) X(r, 2) X(r, 3)
-#define MASK(v) ((v) == NV - 1 ? ml : (__mmask16)0xFFFF)
-#define DECL_RV(r, v) __m512 z##r##_##v = _mm512_setzero_ps();
-#define DECL_R(r) VLIST(DECL_RV, r)
-#define INIT_RV(r, v)                                                                                                  \
-    if (r < RW && v < NV) {                                                                                            \
-        if (acc)                                                                                                       \
-            z##r##_##v = _mm512_maskz_loadu_ps(MASK(v), c + r * ldc + 16 * v);                                         \
-        else if (bias)                                                                                                 \
-            z##r##_##v = _mm512_maskz_loadu_ps(MASK(v), bias + 16 * v);                                                \
-    }
-#define INIT_R(r) VLIST(INIT_RV, r)
+/* The multiply-add step of a tile row (the rest: gemm_avx512_tiles.h). */
 #define FMA_RV(r, v)                                                                                                   \
     if (v < NV)                                                                                                        \
         z##r##_##v = _mm512_fmadd_ps(av, b##v, z##r##_##v);
@@ -51,16 +37,6 @@
         __m512 av = _mm512_set1_ps(as[i * lda + r]);                                                                   \
         VLIST(FMA_RV, r)                                                                                               \
     }
-#define STORE_RV(r, v)                                                                                                 \
-    if (r < RW && v < NV)                                                                                              \
-        _mm512_mask_storeu_ps(c + r * ldc + 16 * v, MASK(v), z##r##_##v);
-#define STORE_R(r) VLIST(STORE_RV, r)
-#define ADD_RV(r, v)                                                                                                   \
-    if (r < RW && v < NV) {                                                                                            \
-        float *p_ = c + r * ldc + 16 * v;                                                                              \
-        _mm512_mask_storeu_ps(p_, MASK(v), _mm512_add_ps(_mm512_maskz_loadu_ps(MASK(v), p_), z##r##_##v));             \
-    }
-#define ADD_R(r) VLIST(ADD_RV, r)
 #define LOADB(v, row) __m512 b##v = v < NV ? _mm512_maskz_loadu_ps(MASK(v), row + 16 * v) : _mm512_setzero_ps();
 
 /* C (rows x nv*16) = [C +] A (rows x kd) B (kd x nv*16) [+ bias], the last
@@ -115,18 +91,9 @@ static RN_INLINE RN_T512 void tn_tile(const int RW, const int NV, int nseg, cons
     }
 #define SET_NN(R, V) d->nn[V][R] = nn_##R##x##V;
 #define SET_TN(R, V) d->tn[V][R] = tn_##R##x##V;
-#define ROWS6(M, V) M(1, V) M(2, V) M(3, V) M(4, V) M(5, V) M(6, V)
-#define ROWS8(M, V) ROWS6(M, V) M(7, V) M(8, V)
-#define ROWS12(M, V) ROWS8(M, V) M(9, V) M(10, V) M(11, V) M(12, V)
 
-ROWS6(NN_FN, 4)
-ROWS8(NN_FN, 3)
-ROWS12(NN_FN, 2)
-ROWS12(NN_FN, 1)
-ROWS6(TN_FN, 4)
-ROWS8(TN_FN, 3)
-ROWS12(TN_FN, 2)
-ROWS12(TN_FN, 1)
+RN_AVX512_SHAPES(NN_FN)
+RN_AVX512_SHAPES(TN_FN)
 
 /* Installs the AVX-512 micro-kernels: 16 floats per vector, tiles up to
 ** four vectors (64 output channels) wide. */
@@ -139,14 +106,8 @@ void rn_gemm_fill_avx512(rn_dispatch *d) {
     d->nn_rows[3] = d->tn_rows[3] = 8;
     d->nn_rows[2] = d->tn_rows[2] = 12;
     d->nn_rows[1] = d->tn_rows[1] = 12;
-    ROWS6(SET_NN, 4);
-    ROWS8(SET_NN, 3);
-    ROWS12(SET_NN, 2);
-    ROWS12(SET_NN, 1);
-    ROWS6(SET_TN, 4);
-    ROWS8(SET_TN, 3);
-    ROWS12(SET_TN, 2);
-    ROWS12(SET_TN, 1);
+    RN_AVX512_SHAPES(SET_NN)
+    RN_AVX512_SHAPES(SET_TN)
 }
 
 #else

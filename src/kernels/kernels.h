@@ -21,6 +21,8 @@
 #define RN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 /* Shape of one 2-D convolution or pooling window, per sample. */
 typedef struct {
@@ -28,7 +30,29 @@ typedef struct {
     int h, w, ci;       /* input height, width, channels */
     int oh, ow, co;     /* output height, width, channels */
     int k, stride, pad; /* square kernel, stride, symmetric zero padding */
+    int bf16;           /* fast convolutions: multiply in bfloat16 (below) */
 } rn_conv_shape;
+
+/* bfloat16: the top 16 bits of a float32 (8 exponent bits, 7 mantissa
+** bits). With rn_conv_shape.bf16 set, the fast convolution rounds its
+** operands (x, w, dy) to bf16, to nearest even, and multiplies them with
+** AVX512_BF16's dot product, accumulating in fp32; outputs and gradients
+** stay fp32 (what PyTorch's CPU autocast computes). A pass whose reduction
+** runs over an odd channel count (the forward of a 1- or 3-channel stem),
+** and every pass on a CPU without the instruction, stays in fp32. */
+static inline uint16_t rn_bf16_from_f32(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) /* NaN: keep it a (quiet) NaN */
+        return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+static inline float rn_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
 
 /* Output size of a window of size k, stride s, padding p over length n. */
 static inline int rn_out_size(int n, int k, int s, int p) { return (n + 2 * p - k) / s + 1; }
@@ -48,6 +72,13 @@ void rn_conv_forward(const rn_conv_shape *s, const float *x, const float *w, con
 void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y, float *ws);
 void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db, float *ws);
+/* bf16 inference with weights packed once: rn_conv_forward_is_bf16 says
+** whether the forward of s runs in bf16; rn_conv_pack_bf16 packs w (K*K*Ci*Co
+** bf16 values) for rn_conv_forward_packed, which then never reads w. */
+int rn_conv_forward_is_bf16(const rn_conv_shape *s);
+void rn_conv_pack_bf16(const rn_conv_shape *s, const float *w, uint16_t *wb);
+void rn_conv_forward_packed(const rn_conv_shape *s, const float *x, const uint16_t *wb, const float *b, float *y,
+                            float *ws);
 
 /* ---- batch normalization ---------------------------------------------- */
 /* Training mode: normalizes x with the batch statistics over (N,H,W) and

@@ -76,6 +76,7 @@ struct rn_model {
     float mean[4], std[4];
     int input_h, input_w;
     int eval_resize;     /* shorter side before the center crop at inference (0: resize to input) */
+    rn_precision prec;       /* arithmetic of the convolutions (rn_model_set_precision) */
     /* the plan: activation memory for one input shape. Layers whose
     ** lifetimes do not overlap share memory, and in-place layers share
     ** their input's, so act/dact pointers of different layers may be equal. */

@@ -27,6 +27,7 @@
 */
 #include "model/model.h"
 #include "core/error.h"
+#include "kernels/cpu.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -37,9 +38,11 @@
 /* Elements of layer l's output for one sample (after planning). */
 size_t rn_layer_size(const rn_layer *l) { return (size_t)l->h_out * l->w_out * l->c_out; }
 
-/* The window shape of a CONV, MAXPOOL or PADSKIP layer for batch n. */
-static rn_conv_shape window(const rn_layer *l, int n) {
-    rn_conv_shape s = {n, l->h_in, l->w_in, l->c_in, l->h_out, l->w_out, l->c_out, l->k, l->stride, l->pad};
+/* The window shape of a CONV, MAXPOOL or PADSKIP layer of m for batch n
+** (with m's convolution arithmetic). */
+static rn_conv_shape window(const rn_model *m, const rn_layer *l, int n) {
+    rn_conv_shape s = {n,    l->h_in,   l->w_in, l->c_in, l->h_out, l->w_out, l->c_out,
+                       l->k, l->stride, l->pad,  m->prec == RN_PREC_BF16};
     return s;
 }
 
@@ -349,7 +352,7 @@ static void scratch_floats(const rn_model *m, int n, size_t *ws, size_t *fold) {
     for (int i = 0; i < m->nlayers; i++) {
         const rn_layer *l = &m->layers[i];
         if (l->kind != RN_L_CONV) continue;
-        rn_conv_shape s = window(l, n);
+        rn_conv_shape s = window(m, l, n);
         size_t need = rn_conv_workspace(&s, max_threads());
         size_t wf = (size_t)l->k * l->k * l->c_in * l->c_out + l->c_out;
         if (need > *ws) *ws = need;
@@ -405,6 +408,31 @@ rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *e
     return RN_OK;
 }
 
+/* Sets the convolutions' arithmetic; bf16 needs AVX512_BF16. The plan is
+** dropped, since the convolution workspace depends on the data type. */
+rn_status rn_model_set_precision(rn_model *m, rn_precision prec, rn_error *err) {
+    if (prec != RN_PREC_FP32 && prec != RN_PREC_BF16)
+        return rn_fail(err, RN_ERR_ARG, "unknown data type %d", (int)prec);
+    if (prec == RN_PREC_BF16 && !rn_cpu_has_bf16())
+        return rn_fail(err, RN_ERR_UNSUPPORTED,
+                       "bf16 needs a CPU with AVX512_BF16 (vdpbf16ps), which this one (%s kernels) lacks; "
+                       "use fp32",
+                       rn_cpu_dispatch()->name);
+    if (prec != m->prec)
+        m->plan_n = 0; /* replan: no plan has batch 0 */
+    m->prec = prec;
+    return RN_OK;
+}
+
+/* Parses a data type name: fp32|float32 or bf16|bfloat16; -1 if neither. */
+int rn_precision_parse(const char *s) {
+    if (!strcmp(s, "fp32") || !strcmp(s, "float32"))
+        return RN_PREC_FP32;
+    if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16"))
+        return RN_PREC_BF16;
+    return -1;
+}
+
 /* Bytes of the current plan's arena (0 before any forward). */
 size_t rn_model_plan_bytes(const rn_model *m) { return m->arena ? m->arena_floats * sizeof(float) : 0; }
 
@@ -414,7 +442,7 @@ size_t rn_model_plan_bytes(const rn_model *m) { return m->arena ? m->arena_float
 ** weights and bias when the plan says so (eval plans). */
 static void conv_forward(rn_model *m, const rn_layer *l, int n, const float *x, float *y) {
     const float *P = m->params, *wt = P + l->w, *b = l->bias ? P + l->b : NULL;
-    rn_conv_shape s = window(l, n);
+    rn_conv_shape s = window(m, l, n);
     if (l->fold >= 0) {
         const rn_layer *bn = &m->layers[l->fold];
         size_t rows = (size_t)l->k * l->k * l->c_in;
@@ -434,7 +462,7 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     float *y = m->act[i], *P = m->params;
     size_t rows = (size_t)n * l->h_out * l->w_out;
     int relu = l->fuse_relu ? RN_FUSE_RELU : 0;
-    rn_conv_shape s = window(l, n);
+    rn_conv_shape s = window(m, l, n);
     switch (l->kind) {
     case RN_L_CONV: conv_forward(m, l, n, x, y); break;
     case RN_L_BN:
@@ -480,7 +508,7 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     const float *dy = m->dact[i], *P = m->params;
     float *dx = l->src < 0 ? NULL : m->dact[l->src], *G = m->grads;
     size_t rows = (size_t)n * l->h_out * l->w_out;
-    rn_conv_shape s = window(l, n);
+    rn_conv_shape s = window(m, l, n);
     if (dx && l->gmode[0] == RN_G_ZERO)
         memset(dx, 0, (size_t)n * rn_layer_size(&m->layers[l->src]) * sizeof(float));
     int set = l->gmode[0] == RN_G_ACC ? 0 : RN_FUSE_SET;
