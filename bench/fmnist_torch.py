@@ -93,6 +93,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--target", type=float, default=0.93)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stop", action="store_true", help="stop once --target is reached")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -133,6 +134,8 @@ def main():
               f"{int(el) // 60:02d}:{int(el) % 60:02d}", flush=True)
         if reached is None and acc >= a.target:
             reached = time.time() - start
+            if a.stop:
+                break
     total = time.time() - start
     print(f"total {total:.1f} s; reached {a.target:.2f} at "
           + (f"{reached:.1f} s" if reached is not None else "never"))

@@ -48,6 +48,11 @@ expect_usage_error "bench batch 0" "bs.*\[1, 65536\]" bench --bs 0
 expect_usage_error "bench bad mode" "mode must be train or infer" bench --mode foo
 expect_usage_error "bench unknown arch" "unknown architecture" bench --arch resnet19
 expect_usage_error "bench bad steps" "steps.*\[1, 1000000\]" bench --steps 0
+expect_usage_error "bench bad dtype" "dtype must be fp32 or bf16, not 'fp16'" bench --dtype fp16
+expect_usage_error "train bad dtype" "dtype must be fp32 or bf16" train --dtype half
+# bf16 on kernels without AVX512_BF16 (RN_CPU=avx512 leaves them out): exit 1, saying why
+msg=$(RN_CPU=avx512 "$B" bench --arch resnet20 --bs 2 --size 8 --steps 1 --dtype bf16 2>&1 >/dev/null)
+[ $? = 1 ] && echo "$msg" | grep -q "AVX512_BF16" && ok || bad "bench --dtype bf16 without AVX512_BF16: $msg"
 # bench_json MODE: the tiny run's JSON line checked by Python; prints "ok" or why not.
 bench_json() {
     "$B" bench --arch resnet20 --bs 2 --size 8 --in-channels 1 --steps 1 --warmup 0 --json --mode "$1" | /usr/bin/python3 -c '
@@ -63,6 +68,16 @@ for mode in train infer; do
     out=$(bench_json $mode 2>&1)
     [ "$out" = ok ] && ok || bad "bench tiny $mode run: $out"
 done
+# the same tiny run in bf16, where the CPU has it (reported as bf16, finite loss)
+if grep -q avx512_bf16 /proc/cpuinfo; then
+    out=$("$B" bench --arch resnet20 --bs 4 --size 16 --in-channels 1 --steps 2 --warmup 0 --dtype bf16 --json)
+    echo "$out" | /usr/bin/python3 -c 'import json, math, sys; r = json.loads(sys.stdin.read().strip().splitlines()[-1])
+sys.exit(not (r["dtype"] == "bf16" and r["images_per_s"] > 0 and math.isfinite(r["loss"])))' \
+        && ok || bad "bench tiny bf16 run: $out"
+    out=$("$B" bench --peak --threads 1 --dtype bf16 --json)
+    echo "$out" | /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); sys.exit(not (r["peak_gflops"] > 0 and r["dtype"] == "bf16"))' \
+        && ok || bad "bench --peak --dtype bf16: $out"
+fi
 out=$("$B" bench --peak --threads 1 --json)
 echo "$out" | /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); sys.exit(not (r["peak_gflops"] > 0 and r["threads"] == 1))' \
     && ok || bad "bench --peak: $out"

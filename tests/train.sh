@@ -43,6 +43,21 @@ top1=$(awk '/^top1:/ {print $2}' "$T/eval.txt")
 check "eval top1 $top1 equals the table's $acc" awk "BEGIN {d = $top1 - $acc; exit !(d < 1e-6 && d > -1e-6)}"
 check "eval lists most confused pairs" grep -q "most confused" "$T/eval.txt"
 
+# 2b. the same run with bf16 convolutions (where the CPU has AVX512_BF16)
+# ends near the fp32 accuracy, and eval in bf16 agrees with its table to
+# a few images (eval folds BN into the weights before rounding them to
+# bf16, the training loop's validation does not)
+if grep -q avx512_bf16 /proc/cpuinfo; then
+    "$B" train $D --no-augment --epochs 2 --dtype bf16 --out "$T/bf2" > "$T/bf2.txt" 2>&1
+    bacc=$(last_acc "$T/bf2.txt")
+    check "bf16: 2 epochs accuracy $bacc within 0.03 of fp32's $acc" \
+        awk "BEGIN {d = $bacc - $acc; exit !(d < 0.03 && d > -0.03)}"
+    "$B" eval --model "$T/bf2/last.safetensors" --data "idx:$T/fm" --dtype bf16 > "$T/bf2eval.txt" 2>&1
+    btop1=$(awk '/^top1:/ {print $2}' "$T/bf2eval.txt")
+    check "bf16 eval top1 $btop1 within 0.005 of the bf16 table's $bacc" \
+        awk "BEGIN {d = $btop1 - $bacc; exit !(d < 0.005 && d > -0.005)}"
+fi
+
 # 3. resume mid-epoch gives the same weights as an uninterrupted run
 "$B" train $D --epochs 1 --out "$T/once" > /dev/null 2>&1
 "$B" train $D --epochs 1 --out "$T/split" --steps 40 > "$T/split1.txt" 2>&1

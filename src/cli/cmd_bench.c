@@ -27,6 +27,7 @@
 #include "cli/commands.h"
 #include "cli/args.h"
 #include "cli/session.h"
+#include "kernels/cpu.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -46,6 +47,7 @@ typedef struct {
 /* The options of one benchmark run, after checking. */
 typedef struct {
     int n, h, w, train, steps, warmup, threads, json;
+    int bf16; /* --dtype bf16 */
     long seed;
     double peak; /* GFLOP/s to compare with; 0 = measure it */
 } bench_cfg;
@@ -76,7 +78,9 @@ static double median(double *t, int n) {
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
-/* ---- the fp32 peak ------------------------------------------------------ */
+/* ---- the peak ------------------------------------------------------------ */
+
+#define PEAK_BF16 1 /* "width" of the bf16 dot-product loop */
 
 /* iters x 16 chains of 16-lane FMAs; returns a sum so nothing is optimized
 ** away. 16 chains cover 2 FMA pipes x 4 cycles of latency with room to spare. */
@@ -117,6 +121,17 @@ __attribute__((target("avx2,fma"))) static float fma_chains_avx2(long iters) {
     return s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7];
 }
 
+/* The bf16 twin: iters x 16 chains of vdpbf16ps, 32 multiply-adds each. */
+__attribute__((target("avx512f,avx512bf16"))) static float dp_chains_bf16(long iters) {
+    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F80), b = (__m512bh)_mm512_set1_epi32(0x33D633D6); /* 1, 1e-7 */
+    __m512 c[16];
+    for (int j = 0; j < 16; j++) c[j] = _mm512_set1_ps(0.01f * (float)j);
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < 16; j++) c[j] = _mm512_dpbf16_ps(c[j], a, b);
+    for (int j = 1; j < 16; j++) c[0] = _mm512_add_ps(c[0], c[j]);
+    return _mm512_reduce_add_ps(c[0]);
+}
+
 /* Which FMA loop this CPU can run: 512, 256 or 0 (none: no peak). */
 static int simd_width(void) {
     __builtin_cpu_init();
@@ -131,23 +146,25 @@ static double fma_round(int width, long iters, int threads, float *sink) {
     float s = 0.0f;
     double t0 = now_s();
 #pragma omp parallel num_threads(threads) reduction(+ : s)
-    s += width == 512 ? fma_chains_avx512(iters) : fma_chains_avx2(iters);
+    s += width == PEAK_BF16 ? dp_chains_bf16(iters) : width == 512 ? fma_chains_avx512(iters) : fma_chains_avx2(iters);
     double t = now_s() - t0;
     *sink += s;
     return t;
 }
 
-/* Measures the fp32 peak in GFLOP/s on `threads` threads: sizes the loop
-** to about 0.1 s, then keeps the best of `reps` rounds (the least disturbed
-** by other processes). Returns 0 when the CPU has neither AVX-512 nor AVX2. */
-static double measure_peak(int threads, int reps, int *width_out) {
-    int width = simd_width();
+/* Measures the peak in GFLOP/s on `threads` threads, fp32 or (bf16, on a
+** CPU with AVX512_BF16) bf16 dot products: sizes the loop to about 0.1 s,
+** then keeps the best of `reps` rounds (the least disturbed by other
+** processes). Returns 0 when the CPU has no such loop. */
+static double measure_peak(int threads, int reps, int bf16, int *width_out) {
+    int width = bf16 ? (rn_cpu_has_bf16() ? PEAK_BF16 : 0) : simd_width();
     *width_out = width;
     if (!width) return 0.0;
     float sink = 0.0f;
     long iters = 1 << 16;
     while (fma_round(width, iters, threads, &sink) < 0.05 && iters < (1L << 40)) iters *= 2;
-    double flops = (double)iters * threads * (width == 512 ? 16 * 16 : 12 * 8) * 2.0, best = 0.0;
+    const int macs = width == PEAK_BF16 ? 16 * 32 : width == 512 ? 16 * 16 : 12 * 8; /* per iteration */
+    double flops = (double)iters * threads * macs * 2.0, best = 0.0;
     for (int r = 0; r < reps; r++) {
         double g = flops / fma_round(width, iters, threads, &sink) * 1e-9;
         if (g > best) best = g;
@@ -157,20 +174,20 @@ static double measure_peak(int threads, int reps, int *width_out) {
 
 /* The name of an FMA loop width, for reports. */
 static const char *isa_name(int width) {
-    return width == 512 ? "avx512" : width == 256 ? "avx2" : "none";
+    return width == PEAK_BF16 ? "avx512_bf16" : width == 512 ? "avx512" : width == 256 ? "avx2" : "none";
 }
 
 /* resnet bench --peak: prints the measured peak. */
-static int run_peak(int threads, int json) {
+static int run_peak(int threads, int json, int bf16) {
     int width;
-    double g = measure_peak(threads, 7, &width);
-    const char *isa = isa_name(width);
+    double g = measure_peak(threads, 7, bf16, &width);
+    const char *isa = isa_name(width), *dt = bf16 ? "bf16" : "fp32";
     if (json)
-        printf("{\"peak_gflops\": %.1f, \"threads\": %d, \"isa\": \"%s\"}\n", g, threads, isa);
+        printf("{\"peak_gflops\": %.1f, \"threads\": %d, \"isa\": \"%s\", \"dtype\": \"%s\"}\n", g, threads, isa, dt);
     else if (width)
-        printf("peak: %.1f GFLOP/s fp32 on %d threads (%s FMA loop)\n", g, threads, isa);
+        printf("peak: %.1f GFLOP/s %s on %d threads (%s loop)\n", g, dt, threads, isa);
     else
-        printf("peak: unknown (this CPU has neither AVX-512 nor AVX2 with FMA)\n");
+        printf("peak: unknown (this CPU has no %s loop: %s)\n", dt, bf16 ? "no AVX512_BF16" : "neither AVX-512 nor AVX2 with FMA");
     return 0;
 }
 
@@ -275,24 +292,28 @@ static void report_json(const rn_model *m, const bench_cfg *c, const bench_times
            "\"in_channels\": %d, \"classes\": %d, \"threads\": %d, \"steps\": %d, \"warmup\": %d, "
            "\"images_per_s\": %.3f, \"images_per_s_mean\": %.3f, \"ms_per_step\": %.3f, "
            "\"ms_per_step_mean\": %.3f, \"gflops\": %.2f, \"peak_gflops\": %.1f, \"peak_fraction\": %s, "
-           "\"macs_per_image\": %.0f, \"params\": %zu, \"peak_rss_mib\": %.1f, \"loss\": %s, \"isa\": \"%s\"}\n",
+           "\"macs_per_image\": %.0f, \"params\": %zu, \"peak_rss_mib\": %.1f, \"loss\": %s, \"isa\": \"%s\", "
+           "\"dtype\": \"%s\"}\n",
            sp->arch, c->train ? "train" : "infer", c->n, c->h, c->w, sp->in_channels, sp->classes, c->threads,
            c->steps, c->warmup, f.ips, f.ips_mean, 1e3 * t->med_s, 1e3 * t->mean_s, f.gflops, c->peak,
            json_num(frac, sizeof frac, f.frac, 4), f.macs, rn_model_param_count(m), f.rss,
-           json_num(loss, sizeof loss, t->loss, 5), isa);
+           json_num(loss, sizeof loss, t->loss, 5), isa, c->bf16 ? "bf16" : "fp32");
 }
 
 /* Prints the results as text, one figure a line. */
 static void report_text(const rn_model *m, const bench_cfg *c, const bench_times *t, const char *isa) {
     const rn_spec *sp = rn_model_spec(m);
     bench_figures f = figures(m, c, t);
-    printf("%s %s, batch %d, %dx%dx%d, %d threads, %d steps after %d warm-up\n", sp->arch,
-           c->train ? "train" : "infer", c->n, c->h, c->w, sp->in_channels, c->threads, c->steps, c->warmup);
+    printf("%s %s %s, batch %d, %dx%dx%d, %d threads, %d steps after %d warm-up\n", sp->arch,
+           c->train ? "train" : "infer", c->bf16 ? "bf16" : "fp32", c->n, c->h, c->w, sp->in_channels, c->threads,
+           c->steps, c->warmup);
     printf("  images/s   %.2f median, %.2f mean\n", f.ips, f.ips_mean);
     printf("  ms/step    %.2f median, %.2f mean\n", 1e3 * t->med_s, 1e3 * t->mean_s);
     printf("  GFLOP/s    %.1f (%.3f GFLOP/step: 2 x %.0f MACs/image%s)\n", f.gflops, f.flops * 1e-9, f.macs,
            c->train ? " x 3 for training" : "");
-    if (c->peak > 0) printf("  peak       %.1f GFLOP/s fp32 (%s): %.1f%% of it\n", c->peak, isa, 100.0 * f.frac);
+    if (c->peak > 0)
+        printf("  peak       %.1f GFLOP/s %s (%s): %.1f%% of it\n", c->peak, c->bf16 ? "bf16" : "fp32", isa,
+               100.0 * f.frac);
     printf("  peak RSS   %.1f MiB\n", f.rss);
     if (c->train) printf("  loss       %.5f (last step)\n", t->loss);
 }
@@ -372,8 +393,9 @@ static void report_loader_text(const loader_result *r) {
 /* Usage text of resnet bench. */
 static void usage(void) {
     printf("usage: resnet bench [--mode train|infer] [--arch NAME | custom options] [--bs B] [--size H[xW]]\n"
-           "                    [--threads T] [--steps N] [--warmup W] [--seed S] [--peak-gflops G] [--json]\n"
-           "       resnet bench --peak [--threads T] [--json]\n"
+           "                    [--threads T] [--steps N] [--warmup W] [--seed S] [--peak-gflops G]\n"
+           "                    [--dtype fp32|bf16] [--json]\n"
+           "       resnet bench --peak [--threads T] [--dtype fp32|bf16] [--json]\n"
            "       resnet bench --loader SPEC [--size H[xW]] [--bs B] [--workers W] [--batches N]\n"
            "                    [--augment PRESET] [--seed S] [--json]\n\n"
            "Times W warm-up and N measured steps on a synthetic batch: a training step\n"
@@ -393,8 +415,9 @@ static void usage(void) {
            "  --warmup W           untimed steps first (default 2)\n"
            "  --seed S             seed of the weights and the batch (default 0)\n"
            "  --peak-gflops G      peak to compare with instead of measuring it (0: none)\n"
+           RN_DTYPE_HELP "                       (the peak is then the bf16 dot-product peak)\n"
            "  --json               one JSON object line instead of text\n"
-           "  --peak               measure the fp32 peak only\n"
+           "  --peak               measure the peak only\n"
            "loader (--loader; --bs defaults to 128, --size by data kind as in train):\n"
            "  --loader SPEC        fashion-mnist | idx:DIR | cifar10:DIR | cifar100:DIR | DIR (as train's --data)\n"
            "  --workers W          loader threads (default: 0 for IDX/CIFAR, 1 for folders)\n"
@@ -406,7 +429,7 @@ static void usage(void) {
 /* Options of resnet bench as text, before conversion. */
 typedef struct {
     rn_arch_args a;
-    const char *bs, *size, *mode, *threads, *steps, *warmup, *seed, *peak_gflops;
+    const char *bs, *size, *mode, *threads, *steps, *warmup, *seed, *peak_gflops, *dtype;
     const char *loader, *workers, *batches, *augment;
     int json, peak;
 } bench_args;
@@ -447,6 +470,13 @@ static int check_args(const bench_args *b, bench_cfg *c) {
         return -1;
     }
     if (check_modes(b)) return -1;
+    rn_precision prec;
+    if (rn_session_dtype("bench", b->dtype, &prec)) return -1;
+    c->bf16 = prec == RN_PREC_BF16;
+    if (b->loader && b->dtype) {
+        rn_cli_error("bench: --loader times no model: --dtype does not apply");
+        return -1;
+    }
     c->n = (int)n, c->steps = (int)steps, c->warmup = (int)warmup, c->threads = (int)threads;
     c->train = !b->mode || !strcmp(b->mode, "train");
     c->json = b->json, c->peak = peak;
@@ -490,6 +520,7 @@ static int run_loader(const bench_args *b, const bench_cfg *c) {
 static int run_model(const bench_args *b, bench_cfg *c) {
     rn_model *m = bench_make_model(b, c);
     if (!m) return 2;
+    if (rn_session_set_precision("bench", m, c->bf16 ? RN_PREC_BF16 : RN_PREC_FP32)) return rn_model_free(m), 1;
     c->h = c->w = rn_model_spec(m)->stem == RN_STEM_CIFAR ? 32 : 224;
     if (rn_args_size("size", b->size, &c->h, &c->w)) return rn_model_free(m), 2;
     if (!rn_model_macs(m, c->h, c->w)) {
@@ -497,8 +528,8 @@ static int run_model(const bench_args *b, bench_cfg *c) {
         return rn_model_free(m), 2;
     }
     int width = 0;
-    if (c->peak < 0) c->peak = measure_peak(c->threads, 3, &width);
-    else width = simd_width();
+    if (c->peak < 0) c->peak = measure_peak(c->threads, 3, c->bf16, &width);
+    else width = c->bf16 ? PEAK_BF16 : simd_width();
     const char *isa = isa_name(width);
     bench_times t;
     int rc = bench_model(m, c, &t);
@@ -514,7 +545,7 @@ int rn_cmd_bench(int argc, char **argv) {
     bench_cfg c = {0};
     rn_opt opts[] = {RN_ARCH_OPTS(b.a), {"bs", &b.bs, 0}, {"size", &b.size, 0}, {"mode", &b.mode, 0},
                      {"threads", &b.threads, 0}, {"steps", &b.steps, 0}, {"warmup", &b.warmup, 0},
-                     {"seed", &b.seed, 0}, {"peak-gflops", &b.peak_gflops, 0}, {"json", 0, &b.json},
+                     {"seed", &b.seed, 0}, {"peak-gflops", &b.peak_gflops, 0}, {"dtype", &b.dtype, 0}, {"json", 0, &b.json},
                      {"peak", 0, &b.peak}, {"loader", &b.loader, 0}, {"workers", &b.workers, 0},
                      {"batches", &b.batches, 0}, {"augment", &b.augment, 0}, {0}};
     int r = rn_args_parse("bench", argc, argv, opts);
@@ -524,6 +555,6 @@ int rn_cmd_bench(int argc, char **argv) {
     }
     if (check_args(&b, &c)) return 2;
     omp_set_num_threads(c.threads);
-    if (b.peak) return run_peak(c.threads, c.json);
+    if (b.peak) return run_peak(c.threads, c.json, c.bf16);
     return b.loader ? run_loader(&b, &c) : run_model(&b, &c);
 }

@@ -27,7 +27,8 @@ static const char *usage_text =
     "  --strict             an undecodable image is an error\n"
     "  --confusion FILE     draw the confusion matrix (PNG or SVG)\n"
     "  --most-confused N    list the N most confused pairs (default 10)\n"
-    "  --threads T          compute threads (default: all cores)\n";
+    "  --threads T          compute threads (default: all cores)\n"
+    RN_DTYPE_HELP;
 
 /* Prints per-class accuracy and, for up to 20 classes, the confusion matrix. */
 static void print_classes(const rn_model *m, const int64_t *cm) {
@@ -100,14 +101,15 @@ static int evaluate(rn_model *m, rn_loader *l, const char *confusion, long top) 
 /* `resnet eval`: see usage_text. */
 int rn_cmd_eval(int argc, char **argv) {
     rn_data_args d = {0};
-    const char *model = NULL, *confusion = NULL, *most = NULL, *threads = NULL;
+    const char *model = NULL, *confusion = NULL, *most = NULL, *threads = NULL, *dtype = NULL;
     const rn_opt opts[] = {RN_DATA_OPTS(d), {"model", &model, 0}, {"confusion", &confusion, 0},
-                           {"most-confused", &most, 0}, {"threads", &threads, 0}, {0, 0, 0}};
+                           {"most-confused", &most, 0}, {"threads", &threads, 0}, {"dtype", &dtype, 0}, {0, 0, 0}};
+    rn_precision prec;
     int pr = rn_args_parse("eval", argc, argv, opts);
     long top = 10, nthreads = 0;
     if (pr == 1) return fputs(usage_text, stdout), 0;
     if (pr < 0 || rn_args_int("most-confused", most, 0, 1000000, &top) || rn_args_int("threads", threads, 1, 1024, &nthreads) ||
-        rn_session_check(&d))
+        rn_session_check(&d) || rn_session_dtype("eval", dtype, &prec))
         return 2;
     if (!model) {
         rn_cli_error("eval: --model is required (see 'resnet eval --help')");
@@ -122,6 +124,8 @@ int rn_cmd_eval(int argc, char **argv) {
     int code = 1;
     if (rn_model_open(model, &m, &err)) {
         rn_cli_error("%s", err.msg);
+    } else if (rn_session_set_precision("eval", m, prec)) {
+        /* printed */
     } else if (!rn_session_open_data(d.data, d.labels, NULL, &valid)) {
         rn_session_model_augment(m, &aug);
         if (valid.nclasses != m->spec.classes)

@@ -22,7 +22,8 @@ static const char *usage_text =
     "  --model FILE     the model (its metadata gives input size and normalization)\n"
     "  --topk K         classes to show per image (default 5)\n"
     "  --show DIR       also write DIR/<n>.png: the image with its top-k beside it\n"
-    "  --threads T      compute threads (default: all cores)\n";
+    "  --threads T      compute threads (default: all cores)\n"
+    "  --dtype T        fp32 (default) or bf16 (convolutions in bfloat16, AVX512_BF16)\n";
 
 /* Softmax of k logits into p, in double. */
 static void softmax(const float *z, int k, double *p) {
@@ -96,13 +97,14 @@ static void split_args(int argc, char **argv, char **opt_argv, int *opt_argc, ch
 
 /* Opens the model and classifies every image; a failing image is reported
 ** and the others still run. Returns the exit code. */
-static int predict_all(const char *model, char **images, int ni, long topk, const char *show) {
+static int predict_all(const char *model, char **images, int ni, long topk, const char *show, rn_precision prec) {
     rn_model *m = NULL;
     rn_error err;
     if (rn_model_open(model, &m, &err)) {
         rn_cli_error("%s", err.msg);
         return 1;
     }
+    if (rn_session_set_precision("predict", m, prec)) return rn_model_free(m), 1;
     rn_augment aug;
     rn_session_model_augment(m, &aug);
     int k = m->spec.classes, failed = 0;
@@ -123,8 +125,10 @@ static int predict_all(const char *model, char **images, int ni, long topk, cons
 
 /* `resnet predict`: see usage_text. */
 int rn_cmd_predict(int argc, char **argv) {
-    const char *model = NULL, *topk_s = NULL, *show = NULL, *threads = NULL;
-    const rn_opt opts[] = {{"model", &model, 0}, {"topk", &topk_s, 0}, {"show", &show, 0}, {"threads", &threads, 0}, {0, 0, 0}};
+    const char *model = NULL, *topk_s = NULL, *show = NULL, *threads = NULL, *dtype = NULL;
+    const rn_opt opts[] = {{"model", &model, 0},     {"topk", &topk_s, 0}, {"show", &show, 0},
+                           {"threads", &threads, 0}, {"dtype", &dtype, 0}, {0, 0, 0}};
+    rn_precision prec = RN_PREC_FP32;
     char **ov = calloc((size_t)argc + 1, sizeof(char *)), **images = calloc((size_t)argc + 1, sizeof(char *));
     int oc, ni, code = 2;
     long topk = 5, nthreads = 0;
@@ -134,12 +138,13 @@ int rn_cmd_predict(int argc, char **argv) {
     if (pr == 1) {
         fputs(usage_text, stdout);
         code = 0;
-    } else if (pr == 0 && !rn_args_int("topk", topk_s, 1, 64, &topk) && !rn_args_int("threads", threads, 1, 1024, &nthreads)) {
+    } else if (pr == 0 && !rn_args_int("topk", topk_s, 1, 64, &topk) && !rn_args_int("threads", threads, 1, 1024, &nthreads) &&
+               !rn_session_dtype("predict", dtype, &prec)) {
         if (!model || ni == 0) {
             rn_cli_error("predict: --model and at least one image are required (see 'resnet predict --help')");
         } else {
             if (nthreads) omp_set_num_threads((int)nthreads);
-            code = predict_all(model, images, ni, topk, show);
+            code = predict_all(model, images, ni, topk, show, prec);
         }
     }
     free(ov);

@@ -41,7 +41,8 @@ static const char *usage_text =
     "  --resume DIR         continue the run checkpointed in DIR (its settings, then these flags)\n"
     "  --steps N            stop after N optimizer steps in all (checkpointing when --out is given)\n"
     "  --seed S             seed of initialization, order and augmentation (default 0)\n"
-    "  --threads T          compute threads (default: all cores)\n";
+    "  --threads T          compute threads (default: all cores)\n"
+    RN_DTYPE_HELP;
 
 static const char *lr_find_usage =
     "usage: resnet lr-find [options]\n"
@@ -61,7 +62,7 @@ typedef struct {
     rn_data_args d;
     rn_arch_args a;
     rn_train_args t;
-    const char *init, *out, *resume, *steps, *seed, *threads;
+    const char *init, *out, *resume, *steps, *seed, *threads, *dtype;
     const char *start_lr, *end_lr, *iters, *plot; /* lr-find */
     int zero_init_residual, lr_find;
 } train_args;
@@ -72,7 +73,7 @@ static int parse(int argc, char **argv, train_args *o) {
     const char *cmd = o->lr_find ? "lr-find" : "train";
     const rn_opt opts[] = {RN_DATA_OPTS(o->d), RN_ARCH_OPTS(o->a), RN_TRAIN_OPTS(o->t),
                            {"init", &o->init, 0}, {"seed", &o->seed, 0}, {"threads", &o->threads, 0},
-                           {"zero-init-residual", 0, &o->zero_init_residual}, {"out", &o->out, 0},
+                           {"dtype", &o->dtype, 0}, {"zero-init-residual", 0, &o->zero_init_residual}, {"out", &o->out, 0},
                            {"resume", &o->resume, 0}, {"steps", &o->steps, 0}, {"start-lr", &o->start_lr, 0},
                            {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0}, {0, 0, 0}};
     int r = rn_args_parse(cmd, argc, argv, opts);
@@ -188,6 +189,10 @@ static int make_model(train_args *o, run *r, uint64_t seed) {
         return -1;
     }
     rn_model_init(r->model, seed, o->zero_init_residual);
+    rn_precision prec;
+    if (rn_session_dtype(o->lr_find ? "lr-find" : "train", o->dtype, &prec) ||
+        rn_session_set_precision(o->lr_find ? "lr-find" : "train", r->model, prec))
+        return -1;
     int new_head = 0;
     if (o->init && !o->resume && rn_model_load_pretrained(r->model, o->init, &new_head, &err)) {
         rn_cli_error("--init: %s", err.msg);
@@ -235,7 +240,8 @@ static int setup_data(train_args *o, run *r) {
     int h, w;
     if (rn_args_int("seed", o->seed, 0, 0x7fffffffffffffffL, &seed) || rn_args_int("threads", o->threads, 1, 1024, &threads) ||
         rn_args_int("steps", o->steps, 1, 0x7fffffffffffffffL, &steps) || rn_session_size(&o->d, &h, &w) ||
-        rn_train_config_from_args(&o->t, &r->cfg) || rn_session_check(&o->d) || check_arch(o))
+        rn_train_config_from_args(&o->t, &r->cfg) || rn_session_check(&o->d) || check_arch(o) ||
+        rn_session_dtype(o->lr_find ? "lr-find" : "train", o->dtype, &(rn_precision){0}))
         return 2;
     r->cfg.max_steps = steps;
     if (threads > 0) omp_set_num_threads((int)threads);

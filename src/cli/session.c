@@ -161,3 +161,24 @@ int rn_session_check(const rn_data_args *a) {
     }
     return apply_changes(a, &g);
 }
+
+/* Parses --dtype of command cmd (NULL: fp32); -1 after printing an error. */
+int rn_session_dtype(const char *cmd, const char *dtype, rn_precision *prec) {
+    int p = dtype ? rn_precision_parse(dtype) : RN_PREC_FP32;
+    if (p < 0) {
+        rn_cli_error("%s: --dtype must be fp32 or bf16, not '%s'", cmd, dtype);
+        return -1;
+    }
+    *prec = (rn_precision)p;
+    return 0;
+}
+
+/* Sets m's precision; -1 after printing why this CPU cannot run it. */
+int rn_session_set_precision(const char *cmd, rn_model *m, rn_precision prec) {
+    rn_error err;
+    if (rn_model_set_precision(m, prec, &err)) {
+        rn_cli_error("%s: --dtype: %s", cmd, err.msg);
+        return -1;
+    }
+    return 0;
+}

@@ -76,5 +76,13 @@ int rn_session_loader(const rn_dataset *d, const rn_augment *aug, const rn_data_
 int rn_session_check(const rn_data_args *a);
 /* Reads --size (default by kind) into h, w. */
 int rn_session_size(const rn_data_args *a, int *h, int *w);
+/* Help line of --dtype, shared by the commands that run a model. */
+#define RN_DTYPE_HELP                                                                                                  \
+    "  --dtype T            fp32 (default) or bf16: convolutions in bfloat16 with fp32 sums\n"                          \
+    "                       (AVX512_BF16; batchnorm, head, loss and optimizer stay fp32)\n"
+/* Parses --dtype (NULL: fp32) into *prec; -1 after printing an error. */
+int rn_session_dtype(const char *cmd, const char *dtype, rn_precision *prec);
+/* Sets the model's precision; -1 after printing why the CPU cannot. */
+int rn_session_set_precision(const char *cmd, rn_model *m, rn_precision prec);
 
 #endif
