@@ -498,6 +498,49 @@ static void test_bf16_arch(const char *arch, const char *last_bn, int classes, i
     rn_model_free(m);
 }
 
+/* bf16 inference packs the weights once per eval plan (run.c): after the
+** weights change through rn_model_params, rn_model_init or a load, the
+** next eval pass must use the new weights: its logits equal those of a
+** second model holding the same weights and never run before. (A training
+** step replaces the eval plan by a training plan, which packs per call.) */
+static void test_bf16_prepared(const char *dir) {
+    if (!rn_cpu_has_bf16()) return;
+    rn_model *a = make("resnet18", 10, 3), *b = make("resnet18", 10, 3);
+    const int n = 2, h = 64, w = 64;
+    size_t nx = (size_t)n * h * w * 3, nk = (size_t)n * 10;
+    float *x = malloc(nx * 4), *la = malloc(nk * 4), *lb = malloc(nk * 4);
+    int ok = a && b && x && la && lb;
+    uint64_t st = 11;
+    for (size_t i = 0; ok && i < nx; i++) x[i] = 2 * lcg(&st) - 1;
+    char path[600];
+    snprintf(path, sizeof path, "%s/prep.safetensors", dir);
+    rn_error err;
+    /* same weights in b as in a, b fresh; then one eval pass of each */
+#define SAME_AS_FRESH(what)                                                                                            \
+    do {                                                                                                               \
+        ok = ok && !rn_model_save(a, path, &err);                                                                      \
+        rn_model_free(b);                                                                                              \
+        b = make("resnet18", 10, 3);                                                                                   \
+        ok = ok && b && !rn_model_load(b, path, &err) && !rn_model_set_precision(b, RN_PREC_BF16, &err);               \
+        ok = ok && !rn_model_forward(a, x, n, h, w, 0, la, &err) && !rn_model_forward(b, x, n, h, w, 0, lb, &err);     \
+        check(ok && !memcmp(la, lb, nk * 4), "bf16 prepared weights follow " what);                                   \
+    } while (0)
+    if (ok) {
+        rn_model_init(a, 1, 0);
+        ok = !rn_model_set_precision(a, RN_PREC_BF16, &err) && !rn_model_forward(a, x, n, h, w, 0, la, &err);
+        rn_model_params(a)[100] += 0.5f; /* a conv1 weight */
+        SAME_AS_FRESH("a write through rn_model_params");
+        rn_model_init(a, 2, 0);
+        SAME_AS_FRESH("rn_model_init");
+        rn_model_init(b, 3, 0);
+        ok = ok && !rn_model_save(b, path, &err) && !rn_model_load(a, path, &err);
+        SAME_AS_FRESH("rn_model_load");
+    }
+#undef SAME_AS_FRESH
+    free(x), free(la), free(lb);
+    rn_model_free(a), rn_model_free(b);
+}
+
 /* bf16 on the default network, an ImageNet basic-block net and a bottleneck
 ** net (their stems: 1 channel, 3 channels, both kept fp32 forward), at
 ** sizes where training-mode BN sees enough values per channel (>= 64). */
@@ -519,6 +562,7 @@ int main(void) {
     test_refusals(dir);
     test_plan();
     test_bf16();
+    test_bf16_prepared(dir);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) printf("could not remove %s\n", dir);

@@ -125,6 +125,7 @@ static int is_head(const char *name) { return !strncmp(name, "fc.", 3); }
 static rn_status load_file(rn_model *m, const rn_st_file *f, const char *path, int pretrained, int *new_head,
                            rn_error *err) {
     int skip_head = 0;
+    rn_model_touch(m);
     for (int i = 0; i < f->ntensors; i++) {
         int known = 0;
         for (int j = 0; j < m->ntensors && !known; j++) known = !strcmp(f->tensors[i].name, m->tensors[j].name);

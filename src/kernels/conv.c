@@ -45,8 +45,9 @@
 ** the patch buffers round to bf16 as they copy, so activations are
 ** converted once per tile and never stored as a whole in bf16; the weights
 ** are packed pair-interleaved once per call. Backward-weights needs pairs
-** of pixels, not of channels: each tile of patches and of dy is gathered
-** in fp32 as usual and then packed pair-interleaved (gather mode only).
+** of pixels, not of channels: each tile of patches is gathered straight
+** into a pixel-pair-interleaved buffer and each tile of dy packed the same
+** way (gather mode only).
 */
 #include "cpu.h"
 #include "kernels.h"
@@ -201,38 +202,39 @@ static inline __attribute__((always_inline)) void zero_floats(float *d, int n) {
         d[i] = 0.0f;
 }
 
-/* Writes n floats from s to element o of out, an fp32 array or (bf) a
-** bf16 one, rounding. */
+/* Writes n floats from s to elements o, o+st, o+2st... of out, an fp32
+** array or (bf) a bf16 one, rounding; st is 1, or 2 to interleave pairs. */
 static inline __attribute__((always_inline)) void put_copy(void *out, size_t o, const float *restrict s, int n,
-                                                           const int bf) {
+                                                           const int bf, const int st) {
     if (bf) {
         uint16_t *restrict d = (uint16_t *)out + o;
         for (int i = 0; i < n; i++)
-            d[i] = rn_bf16_from_f32(s[i]);
+            d[i * st] = rn_bf16_from_f32(s[i]);
     } else {
         copy_floats((float *)out + o, s, n);
     }
 }
 
-/* Writes n zeros at element o of out (fp32, or bf16 when bf). */
-static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, int n, const int bf) {
+/* Writes n zeros at elements o, o+st... of out (fp32, or bf16 when bf). */
+static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, int n, const int bf, const int st) {
     if (bf) {
         uint16_t *d = (uint16_t *)out + o;
         for (int i = 0; i < n; i++)
-            d[i] = 0;
+            d[i * st] = 0;
     } else {
         zero_floats((float *)out + o, n);
     }
 }
 
 /* Copies the patch of grid pixel (n, i, j), reduction indices [k0, k1)
-** (index = (u*nv + v)*Cs + channel), to element o of out (fp32, or bf16
-** when bf); taps in the padding read zeros. The taps of one row u are
+** (index = (u*nv + v)*Cs + channel), to elements o, o+st... of out (fp32,
+** or bf16 when bf; st 1, or 2 for pair-interleaved bf16); taps in the
+** padding read zeros. The taps of one row u are
 ** consecutive source pixels, so each row is one copy of its in-bounds part
 ** between two runs of zeros (whether a tap is in bounds is separable: rows
 ** by u, columns by v). */
 static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, int n, int i, int j, int k0, int k1,
-                                                               void *out, size_t o, const int bf) {
+                                                               void *out, size_t o, const int bf, const int st) {
     const int cs = g->cs, rl = g->nv * cs;
     const int y0 = i * g->step + g->dh0, x0 = j * g->step + g->dw0;
     const int vlo = imin(x0 < 0 ? -x0 : 0, g->nv), vhi = imax(imin(g->nv, g->sw - x0), vlo);
@@ -242,12 +244,12 @@ static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, in
         const int a = imax(k0 - u * rl, 0), b = imin(k1 - u * rl, rl), y = y0 + u * g->ddh;
         const int ca = imax(a, in0), cb = imin(b, in1);
         if (y < 0 || y >= g->sh || ca >= cb) {
-            put_zero(out, o, b - a, bf), o += b - a;
+            put_zero(out, o, b - a, bf, st), o += (size_t)(b - a) * st;
             continue;
         }
-        put_zero(out, o, ca - a, bf), o += ca - a;
-        put_copy(out, o, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca, bf), o += cb - ca;
-        put_zero(out, o, b - cb, bf), o += b - cb;
+        put_zero(out, o, ca - a, bf, st), o += (size_t)(ca - a) * st;
+        put_copy(out, o, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca, bf, st), o += (size_t)(cb - ca) * st;
+        put_zero(out, o, b - cb, bf, st), o += (size_t)(b - cb) * st;
     }
 }
 
@@ -257,15 +259,34 @@ RN_CLONES static void gather_tile(const gjob *g, long long m0, int rows, int k0,
     int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
     for (int r = 0; r < rows; r++) {
         if (g->wmb)
-            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 1);
+            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 1, 1);
         else
-            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 0);
+            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 0, 1);
         if (++j == g->gw) {
             j = 0;
             if (++i == g->gh)
                 i = 0, n++;
         }
     }
+}
+
+/* Gathers the patches of grid pixels [m0, m0+rows), indices [k0, k1), in
+** bf16 pair-interleaved by pixel, as the tn bf16 kernel reads them: pixel
+** r's index k at ap[(r/2)*2*(k1-k0) + 2k + r%2]; an odd last pixel is
+** paired with zeros. */
+RN_CLONES static void gather_tile_pairs(const gjob *g, long long m0, int rows, int k0, int k1, uint16_t *ap) {
+    int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
+    const size_t kl = (size_t)(k1 - k0);
+    for (int r = 0; r < rows; r++) {
+        gather_pixel(g, n, i, j, k0, k1, ap, (size_t)(r / 2) * 2 * kl + (r & 1), 1, 2);
+        if (++j == g->gw) {
+            j = 0;
+            if (++i == g->gh)
+                i = 0, n++;
+        }
+    }
+    if (rows & 1)
+        put_zero(ap, (size_t)(rows / 2) * 2 * kl + 1, (int)kl, 1, 2);
 }
 
 /* Writes (or adds, when accumulating) the channels [c0, c1) of a tile of
@@ -350,12 +371,13 @@ static inline __attribute__((always_inline)) void pad_rows_as(const gjob *g, int
         const size_t o = (size_t)r * pw * cs;
         const int y = ylo + r;
         if (y < 0 || y >= g->sh) {
-            put_zero(buf, o, pw * cs, bf);
+            put_zero(buf, o, pw * cs, bf, 1);
             continue;
         }
-        put_zero(buf, o, a * cs, bf);
-        put_copy(buf, o + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs, bf);
-        put_zero(buf, o + (size_t)b * cs, (pw - b) * cs, bf);
+        put_zero(buf, o, a * cs, bf, 1);
+        put_copy(buf, o + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs, bf,
+                 1);
+        put_zero(buf, o + (size_t)b * cs, (pw - b) * cs, bf, 1);
     }
 }
 
@@ -539,6 +561,22 @@ static int phase_offset(const rn_conv_shape *s, int py, int px) {
     return off;
 }
 
+/* Writes the Co x Ci transpose of one tap's weights pair-interleaved
+** along Co, in bf16: element (co, ci) at out[((co/2)*Ci + ci)*2 + co%2].
+** Co is even; blocks of 16 ci keep the written lines in cache.
+** src: (Ci, Co) */
+RN_CLONES static void transpose_pairs(int ci_n, int co_n, const float *restrict src, uint16_t *restrict out) {
+    for (int c0 = 0; c0 < ci_n; c0 += 16) {
+        const int c1 = imin(ci_n, c0 + 16);
+        for (int p = 0; p < co_n / 2; p++)
+            for (int ci = c0; ci < c1; ci++) {
+                const float *a = src + (size_t)ci * co_n + 2 * p;
+                uint16_t *o = out + ((size_t)p * ci_n + ci) * 2;
+                o[0] = rn_bf16_from_f32(a[0]), o[1] = rn_bf16_from_f32(a[1]);
+            }
+    }
+}
+
 /* Packs the weights for backward-data: for every phase, its taps (kh
 ** ascending, kw descending) each as the Co x Ci transpose of w[kh][kw],
 ** into wp, or pair-interleaved along Co in bf16 into wpb when not NULL.
@@ -555,16 +593,14 @@ static void pack_weights_t(const rn_conv_shape *s, const float *w, float *wp, ui
         const int lastx = fx + (nvx - 1) * S, u = (kh - fy) / S, v = (lastx - kw) / S;
         const float *src = w + (size_t)t * Ci * Co;
         const size_t base = ((size_t)phase_offset(s, py, px) + (size_t)u * nvx + v) * Co * Ci;
-        for (int c0 = 0; c0 < Ci; c0 += 16)
-            for (int o0 = 0; o0 < Co; o0 += 16)
-                for (int ci = c0; ci < imin(Ci, c0 + 16); ci++)
-                    for (int co = o0; co < imin(Co, o0 + 16); co++) {
-                        const float val = src[(size_t)ci * Co + co];
-                        if (wpb)
-                            wpb[base + ((size_t)(co >> 1) * Ci + ci) * 2 + (co & 1)] = rn_bf16_from_f32(val);
-                        else
-                            wp[base + (size_t)co * Ci + ci] = val;
-                    }
+        if (wpb)
+            transpose_pairs(Ci, Co, src, wpb + base);
+        else
+            for (int c0 = 0; c0 < Ci; c0 += 16)
+                for (int o0 = 0; o0 < Co; o0 += 16)
+                    for (int ci = c0; ci < imin(Ci, c0 + 16); ci++)
+                        for (int co = o0; co < imin(Co, o0 + 16); co++)
+                            wp[base + (size_t)co * Ci + ci] = src[(size_t)ci * Co + co];
     }
 }
 
@@ -696,10 +732,12 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
             ptrdiff_t lda = kl;
             if (p->direct)
                 a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
-            else
-                gather_tile(g, m0, rows, k0, k0 + kl, abuf);
-            if (p->bf)
+            if (p->bf && p->direct)
                 pack_pairs(a, lda, rows, kl, ap);
+            else if (p->bf)
+                gather_tile_pairs(g, m0, rows, k0, k0 + kl, ap);
+            else if (!p->direct)
+                gather_tile(g, m0, rows, k0, k0 + kl, abuf);
             for (int kq = k0; kq < k0 + kl; kq += MQ) {
                 const int kblk = kq / MQ, kend = imin(kq + MQ, k0 + kl);
                 for (int ct = 0; ct < p->ncot; ct++) {

@@ -322,11 +322,16 @@ void rn_model_free(rn_model *m) {
     free(m->nbt);
     free(m->act);
     free(m->arena);
+    free(m->prep);
+    free(m->prep_off);
     free(m);
 }
 
 /* Accessors for the public API. */
 const rn_spec *rn_model_spec(const rn_model *m) { return &m->spec; }
 size_t rn_model_param_count(const rn_model *m) { return m->nparams; }
-float *rn_model_params(rn_model *m) { return m->params; }
+float *rn_model_params(rn_model *m) {
+    rn_model_touch(m); /* the caller may write through the pointer */
+    return m->params;
+}
 float *rn_model_grads(rn_model *m) { return m->grads; }

@@ -23,6 +23,7 @@ static void fill_uniform(rn_rng *r, float *p, size_t n, double bound) {
 /* Initializes every parameter and buffer; see resnet.h. */
 void rn_model_init(rn_model *m, uint64_t seed, int zero_init_residual) {
     rn_rng r = {seed};
+    rn_model_touch(m);
     for (int i = 0; i < m->nlayers; i++) {
         const rn_layer *l = &m->layers[i];
         float *P = m->params;

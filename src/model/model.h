@@ -85,6 +85,13 @@ struct rn_model {
     float *arena;        /* one allocation behind act, dact, stats and workspace */
     size_t arena_floats, tensor_floats; /* the whole arena; its activations and gradients */
     float *bn_mean, *bn_invstd, *ws, *fold_w; /* fold_w: folded conv weights and bias (eval plans) */
+    /* bf16 inference on an eval plan: each bf16 convolution's weights (BN
+    ** folded) packed once, with their bias, at prep + prep_off[layer]; valid
+    ** while prep_ok, which whatever may change the weights, the BN
+    ** statistics or the plan clears (rn_model_touch). */
+    float *prep;
+    size_t *prep_off;
+    int prep_ok;
     const float *input;  /* the image batch of the current step */
 };
 
@@ -101,6 +108,8 @@ rn_status rn_model_load_pretrained(rn_model *m, const char *path, int *new_head,
 /* Bytes of the current plan's arena: activations, gradients, BN batch
 ** statistics and workspace (0 before any forward). */
 size_t rn_model_plan_bytes(const rn_model *m);
+/* Marks the weights as changed: bf16 inference packs them again. */
+static inline void rn_model_touch(rn_model *m) { m->prep_ok = 0; }
 /* Elements of layer i's output for one sample. */
 size_t rn_layer_size(const rn_layer *l);
 

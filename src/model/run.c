@@ -366,6 +366,7 @@ static void scratch_floats(const rn_model *m, int n, size_t *ws, size_t *fold) {
 ** the convolution workspace and (eval) the folded-weight scratch. */
 rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *err) {
     if (m->arena && m->plan_n == n && m->plan_h == h && m->plan_w == w && m->plan_train >= train) return RN_OK;
+    rn_model_touch(m); /* a new plan may fold other BNs */
     if (n < 1) return rn_fail(err, RN_ERR_ARG, "batch size must be positive, got %d", n);
     rn_status st = rn_model_shapes(m, h, w, err);
     if (st) return st;
@@ -438,19 +439,71 @@ size_t rn_model_plan_bytes(const rn_model *m) { return m->arena ? m->arena_float
 
 /* ---- running ----------------------------------------------------------- */
 
-/* Runs a convolution forward, with the BN reading it folded into its
-** weights and bias when the plan says so (eval plans). */
-static void conv_forward(rn_model *m, const rn_layer *l, int n, const float *x, float *y) {
-    const float *P = m->params, *wt = P + l->w, *b = l->bias ? P + l->b : NULL;
-    rn_conv_shape s = window(m, l, n);
+/* The weights and bias conv layer l runs with: its own, or (eval plans)
+** with the BN reading it folded in, written to m->fold_w. */
+static void conv_weights(rn_model *m, const rn_layer *l, const float **wt, const float **b) {
+    const float *P = m->params;
+    *wt = P + l->w, *b = l->bias ? P + l->b : NULL;
     if (l->fold >= 0) {
         const rn_layer *bn = &m->layers[l->fold];
         size_t rows = (size_t)l->k * l->k * l->c_in;
         float *wf = m->fold_w, *bf = m->fold_w + rows * l->c_out;
-        rn_bn_fold(rows, l->c_out, wt, b, P + bn->w, P + bn->b, m->spec.bn_eps, m->buffers + bn->rmean,
+        rn_bn_fold(rows, l->c_out, *wt, *b, P + bn->w, P + bn->b, m->spec.bn_eps, m->buffers + bn->rmean,
                    m->buffers + bn->rvar, wf, bf);
-        wt = wf, b = bf;
+        *wt = wf, *b = bf;
     }
+}
+
+/* Floats of one conv's prepared bf16 weights (as pairs of bf16) and bias. */
+static size_t prep_floats(const rn_layer *l) {
+    return line((size_t)l->k * l->k * l->c_in * l->c_out / 2 + 1) + line((size_t)l->c_out);
+}
+
+/* bf16 inference on an eval plan for batch n: packs every bf16 conv's
+** weights (folded as the plan says) once, so that later passes read
+** neither the fp32 weights nor the BN statistics. Returns 0 when memory
+** is short (the convolutions then pack per call, as in training). */
+static int prepare_bf16(rn_model *m, int n) {
+    if (!m->prep) {
+        size_t total = 0;
+        m->prep_off = malloc((size_t)m->nlayers * sizeof(size_t));
+        for (int i = 0; m->prep_off && i < m->nlayers; i++) {
+            const rn_layer *l = &m->layers[i];
+            m->prep_off[i] = total;
+            if (l->kind == RN_L_CONV) total += prep_floats(l);
+        }
+        m->prep = m->prep_off ? malloc((total ? total : 1) * sizeof(float)) : NULL;
+        if (!m->prep) {
+            free(m->prep_off), m->prep_off = NULL;
+            return 0;
+        }
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        const rn_layer *l = &m->layers[i];
+        rn_conv_shape s = window(m, l, n);
+        if (l->kind != RN_L_CONV || !rn_conv_forward_is_bf16(&s)) continue;
+        const float *wt, *b;
+        conv_weights(m, l, &wt, &b);
+        float *bias = m->prep + m->prep_off[i];
+        for (int c = 0; c < l->c_out; c++) bias[c] = b ? b[c] : 0.0f;
+        rn_conv_pack_bf16(&s, wt, (uint16_t *)(bias + line((size_t)l->c_out)));
+    }
+    m->prep_ok = 1;
+    return 1;
+}
+
+/* Runs convolution layer i forward, with the BN reading it folded into its
+** weights and bias when the plan says so (eval plans); bf16 inference on
+** an eval plan uses the weights prepare_bf16 packed. */
+static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const float *x, float *y) {
+    rn_conv_shape s = window(m, l, n);
+    if (s.bf16 && !m->plan_train && rn_conv_forward_is_bf16(&s) && (m->prep_ok || prepare_bf16(m, n))) {
+        const float *bias = m->prep + m->prep_off[i];
+        rn_conv_forward_packed(&s, x, (const uint16_t *)(bias + line((size_t)l->c_out)), bias, y, m->ws);
+        return;
+    }
+    const float *wt, *b;
+    conv_weights(m, l, &wt, &b);
     rn_conv_forward_ws(&s, x, wt, b, y, m->ws);
 }
 
@@ -464,7 +517,7 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     int relu = l->fuse_relu ? RN_FUSE_RELU : 0;
     rn_conv_shape s = window(m, l, n);
     switch (l->kind) {
-    case RN_L_CONV: conv_forward(m, l, n, x, y); break;
+    case RN_L_CONV: conv_forward(m, l, i, n, x, y); break;
     case RN_L_BN:
         if (train) {
             rn_bn_forward_train_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
@@ -542,6 +595,7 @@ rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, int
                            "per channel", n, h, w, m->spec.arch, l->name);
     }
     m->input = x;
+    if (train) rn_model_touch(m); /* updates the BN statistics; an optimizer step follows */
     for (int i = 0; i < m->nlayers; i++) layer_forward(m, &m->layers[i], i, n, train);
     if (logits) memcpy(logits, m->act[m->nlayers - 1], (size_t)n * m->spec.classes * sizeof(float));
     return RN_OK;

@@ -35,6 +35,7 @@ static rn_status take(const rn_model *m, snapshot *s, rn_error *err) {
 /* Puts the saved state back and frees the copies. */
 static void restore(rn_model *m, snapshot *s) {
     if (s->params && s->buffers && s->nbt) {
+        rn_model_touch(m);
         memcpy(m->params, s->params, m->nparams * sizeof(float));
         memcpy(m->buffers, s->buffers, m->nbuffers * sizeof(float));
         memcpy(m->nbt, s->nbt, (size_t)m->nbn * sizeof(int64_t));
