@@ -149,8 +149,10 @@ rn_status rn_model_train_step(rn_model *m, const float *x, const int *labels, in
                               float label_smoothing, float *logits, double *loss, rn_error *err);
 
 /* Flat parameter and gradient buffers (length rn_model_param_count). The
-** layout is internal (convolution weights HWIO); use rn_model_tensor to
-** reach a tensor by its torchvision name. */
+** layout is internal (convolution weights HWIO). bf16 inference keeps a
+** packed copy of the weights, which rn_model_params marks stale: after
+** writing through a pointer obtained before the last forward pass, call
+** rn_model_params again before the next. */
 float *rn_model_params(rn_model *m);
 float *rn_model_grads(rn_model *m);
 
