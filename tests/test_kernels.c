@@ -331,6 +331,40 @@ static float *bf16_round(const float *p, size_t n) {
     return q;
 }
 
+/* The vector conversions (vcvtneps2bf16, cpu.h) against the scalar
+** rn_bf16_from_f32 that the tests' references use, bit for bit, on the
+** special cases (ties to even, denormals, NaN, infinities, overflow) and
+** random values, at lengths that leave masked tails; and the scalar one
+** against hand-worked values. */
+static void test_bf16_convert(tally *t, rng *r) {
+    static const uint32_t special[] = {0x3F808000u, 0x3F818000u, 0x3F80FFFFu, 0x3F807FFFu, 0x00000001u, 0x807FFFFFu,
+                                       0x00800000u, 0x7F800001u, 0xFFC00000u, 0x7F800000u, 0xFF800000u, 0x7F7FFFFFu,
+                                       0x80000000u, 0x00000000u, 0x3F800000u, 0xBF800001u};
+    static const uint16_t want[] = {0x3F80, 0x3F82, 0x3F81, 0x3F80, 0x0000, 0x8000, 0x0080, 0x7FC0,
+                                    0xFFC0, 0x7F80, 0xFF80, 0x7F80, 0x8000, 0x0000, 0x3F80, 0xBF80};
+    const int ns = (int)(sizeof special / sizeof special[0]), n = 16 * 5 + 7;
+    float v[16 * 5 + 7], w2[16 * 5 + 7];
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        uint32_t u = i < ns ? special[i] : (uint32_t)rng_next(r);
+        memcpy(&v[i], &u, 4);
+        if (i < ns) ok &= rn_bf16_from_f32(v[i]) == want[i];
+    }
+    report_bool(t, ok, "bf16 scalar rounding: ties to even, denormals to zero, NaN quiet, overflow to inf");
+    if (!rn_cpu_has_bf16()) return;
+    fill(r, w2, (size_t)n, -1, 1);
+    uint16_t a[16 * 5 + 7], b[2 * (16 * 5 + 7)];
+    int same = 1;
+    for (int len = 1; len <= n; len += 7) {
+        rn_bf16_convert(a, v, len);
+        rn_bf16_interleave(b, v, len % 2 ? w2 : NULL, len);
+        for (int i = 0; i < len; i++)
+            same &= a[i] == rn_bf16_from_f32(v[i]) && b[2 * i] == a[i] &&
+                    b[2 * i + 1] == (len % 2 ? rn_bf16_from_f32(w2[i]) : 0);
+    }
+    report_bool(t, same, "bf16 vector conversion and interleave equal the scalar rounding bit for bit");
+}
+
 /* bf16 fast conv (rn_conv_shape.bf16 set) against the reference run on the
 ** operands rounded to bf16 the way kernels.h says the fast kernels round
 ** them: x and w in the forward when Ci is even, dy and w in backward-data
@@ -1105,6 +1139,7 @@ int main(void) {
         {2, 8, 8, 256, 512, 1, 1, 0}, {1, 5, 5, 2, 2, 1, 1, 0},
     };
     printf("bf16 convolutions: %s\n", rn_cpu_has_bf16() ? "AVX512_BF16" : "not available, fp32 fallback checked");
+    test_bf16_convert(&t, &r);
     for (size_t i = 0; i < sizeof bf16_shapes / sizeof bf16_shapes[0]; i++) {
         const int *c = bf16_shapes[i];
         test_conv_bf16(&t, &r, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);

@@ -45,9 +45,9 @@
 ** the patch buffers round to bf16 as they copy, so activations are
 ** converted once per tile and never stored as a whole in bf16; the weights
 ** are packed pair-interleaved once per call. Backward-weights needs pairs
-** of pixels, not of channels: each tile of patches is gathered straight
-** into a pixel-pair-interleaved buffer and each tile of dy packed the same
-** way (gather mode only).
+** of pixels, not of channels: each tile of patches is gathered in fp32 as
+** usual and, like each tile of dy, packed pixel-pair-interleaved (gather
+** mode only). The conversions use vcvtneps2bf16, 16 values at a time.
 */
 #include "cpu.h"
 #include "kernels.h"
@@ -202,39 +202,35 @@ static inline __attribute__((always_inline)) void zero_floats(float *d, int n) {
         d[i] = 0.0f;
 }
 
-/* Writes n floats from s to elements o, o+st, o+2st... of out, an fp32
-** array or (bf) a bf16 one, rounding; st is 1, or 2 to interleave pairs. */
+/* Writes n floats from s at element o of out, an fp32 array or (bf) a
+** bf16 one, rounding (16 at a time, cpu.h). */
 static inline __attribute__((always_inline)) void put_copy(void *out, size_t o, const float *restrict s, int n,
-                                                           const int bf, const int st) {
-    if (bf) {
-        uint16_t *restrict d = (uint16_t *)out + o;
-        for (int i = 0; i < n; i++)
-            d[i * st] = rn_bf16_from_f32(s[i]);
-    } else {
+                                                           const int bf) {
+    if (bf)
+        rn_bf16_convert((uint16_t *)out + o, s, n);
+    else
         copy_floats((float *)out + o, s, n);
-    }
 }
 
-/* Writes n zeros at elements o, o+st... of out (fp32, or bf16 when bf). */
-static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, int n, const int bf, const int st) {
+/* Writes n zeros at element o of out (fp32, or bf16 when bf). */
+static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, int n, const int bf) {
     if (bf) {
         uint16_t *d = (uint16_t *)out + o;
         for (int i = 0; i < n; i++)
-            d[i * st] = 0;
+            d[i] = 0;
     } else {
         zero_floats((float *)out + o, n);
     }
 }
 
 /* Copies the patch of grid pixel (n, i, j), reduction indices [k0, k1)
-** (index = (u*nv + v)*Cs + channel), to elements o, o+st... of out (fp32,
-** or bf16 when bf; st 1, or 2 for pair-interleaved bf16); taps in the
-** padding read zeros. The taps of one row u are
+** (index = (u*nv + v)*Cs + channel), to element o of out (fp32, or bf16
+** when bf); taps in the padding read zeros. The taps of one row u are
 ** consecutive source pixels, so each row is one copy of its in-bounds part
 ** between two runs of zeros (whether a tap is in bounds is separable: rows
 ** by u, columns by v). */
 static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, int n, int i, int j, int k0, int k1,
-                                                               void *out, size_t o, const int bf, const int st) {
+                                                               void *out, size_t o, const int bf) {
     const int cs = g->cs, rl = g->nv * cs;
     const int y0 = i * g->step + g->dh0, x0 = j * g->step + g->dw0;
     const int vlo = imin(x0 < 0 ? -x0 : 0, g->nv), vhi = imax(imin(g->nv, g->sw - x0), vlo);
@@ -244,12 +240,12 @@ static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, in
         const int a = imax(k0 - u * rl, 0), b = imin(k1 - u * rl, rl), y = y0 + u * g->ddh;
         const int ca = imax(a, in0), cb = imin(b, in1);
         if (y < 0 || y >= g->sh || ca >= cb) {
-            put_zero(out, o, b - a, bf, st), o += (size_t)(b - a) * st;
+            put_zero(out, o, b - a, bf), o += b - a;
             continue;
         }
-        put_zero(out, o, ca - a, bf, st), o += (size_t)(ca - a) * st;
-        put_copy(out, o, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca, bf, st), o += (size_t)(cb - ca) * st;
-        put_zero(out, o, b - cb, bf, st), o += (size_t)(b - cb) * st;
+        put_zero(out, o, ca - a, bf), o += ca - a;
+        put_copy(out, o, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca, bf), o += cb - ca;
+        put_zero(out, o, b - cb, bf), o += b - cb;
     }
 }
 
@@ -259,34 +255,15 @@ RN_CLONES static void gather_tile(const gjob *g, long long m0, int rows, int k0,
     int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
     for (int r = 0; r < rows; r++) {
         if (g->wmb)
-            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 1, 1);
+            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 1);
         else
-            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 0, 1);
+            gather_pixel(g, n, i, j, k0, k1, a, (size_t)r * (k1 - k0), 0);
         if (++j == g->gw) {
             j = 0;
             if (++i == g->gh)
                 i = 0, n++;
         }
     }
-}
-
-/* Gathers the patches of grid pixels [m0, m0+rows), indices [k0, k1), in
-** bf16 pair-interleaved by pixel, as the tn bf16 kernel reads them: pixel
-** r's index k at ap[(r/2)*2*(k1-k0) + 2k + r%2]; an odd last pixel is
-** paired with zeros. */
-RN_CLONES static void gather_tile_pairs(const gjob *g, long long m0, int rows, int k0, int k1, uint16_t *ap) {
-    int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
-    const size_t kl = (size_t)(k1 - k0);
-    for (int r = 0; r < rows; r++) {
-        gather_pixel(g, n, i, j, k0, k1, ap, (size_t)(r / 2) * 2 * kl + (r & 1), 1, 2);
-        if (++j == g->gw) {
-            j = 0;
-            if (++i == g->gh)
-                i = 0, n++;
-        }
-    }
-    if (rows & 1)
-        put_zero(ap, (size_t)(rows / 2) * 2 * kl + 1, (int)kl, 1, 2);
 }
 
 /* Writes (or adds, when accumulating) the channels [c0, c1) of a tile of
@@ -371,13 +348,12 @@ static inline __attribute__((always_inline)) void pad_rows_as(const gjob *g, int
         const size_t o = (size_t)r * pw * cs;
         const int y = ylo + r;
         if (y < 0 || y >= g->sh) {
-            put_zero(buf, o, pw * cs, bf, 1);
+            put_zero(buf, o, pw * cs, bf);
             continue;
         }
-        put_zero(buf, o, a * cs, bf, 1);
-        put_copy(buf, o + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs, bf,
-                 1);
-        put_zero(buf, o + (size_t)b * cs, (pw - b) * cs, bf, 1);
+        put_zero(buf, o, a * cs, bf);
+        put_copy(buf, o + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs, bf);
+        put_zero(buf, o + (size_t)b * cs, (pw - b) * cs, bf);
     }
 }
 
@@ -458,17 +434,10 @@ static int bf_pass(const rn_conv_shape *s, const rn_dispatch *d, int cs) { retur
 /* Writes the (rows, cols) fp32 matrix a (row stride lda) pair-interleaved
 ** along its rows, in bf16: element (i, j) at out[(i/2)*2*cols + 2j + i%2];
 ** an odd last row is paired with zeros. */
-RN_CLONES static void pack_pairs(const float *restrict a, ptrdiff_t lda, int rows, int cols, uint16_t *restrict out) {
-    for (int i = 0; i < rows; i += 2) {
-        const float *r0 = a + (ptrdiff_t)i * lda, *r1 = r0 + lda;
-        uint16_t *o = out + (size_t)i * cols;
-        if (i + 1 < rows)
-            for (int j = 0; j < cols; j++)
-                o[2 * j] = rn_bf16_from_f32(r0[j]), o[2 * j + 1] = rn_bf16_from_f32(r1[j]);
-        else
-            for (int j = 0; j < cols; j++)
-                o[2 * j] = rn_bf16_from_f32(r0[j]), o[2 * j + 1] = 0;
-    }
+static void pack_pairs(const float *a, ptrdiff_t lda, int rows, int cols, uint16_t *out) {
+    for (int i = 0; i < rows; i += 2)
+        rn_bf16_interleave(out + (size_t)i * cols, a + (ptrdiff_t)i * lda, i + 1 < rows ? a + (ptrdiff_t)(i + 1) * lda : NULL,
+                           cols);
 }
 
 /* Packs the (rows, cols) weights w pair-interleaved into wb (rows even),
@@ -732,12 +701,10 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
             ptrdiff_t lda = kl;
             if (p->direct)
                 a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
-            if (p->bf && p->direct)
-                pack_pairs(a, lda, rows, kl, ap);
-            else if (p->bf)
-                gather_tile_pairs(g, m0, rows, k0, k0 + kl, ap);
-            else if (!p->direct)
+            else
                 gather_tile(g, m0, rows, k0, k0 + kl, abuf);
+            if (p->bf)
+                pack_pairs(a, lda, rows, kl, ap);
             for (int kq = k0; kq < k0 + kl; kq += MQ) {
                 const int kblk = kq / MQ, kend = imin(kq + MQ, k0 + kl);
                 for (int ct = 0; ct < p->ncot; ct++) {

@@ -81,6 +81,14 @@ void rn_gemm_fill_generic(rn_dispatch *d);
 /* Adds the bf16 kernels to an AVX-512 table. */
 void rn_gemm_fill_bf16(rn_dispatch *d);
 
+/* Conversions to bf16 with vcvtneps2bf16 (gemm_bf16.c; only on CPUs with
+** AVX512_BF16), giving rn_bf16_from_f32's bits 16 at a time:
+** rn_bf16_convert: d[i] = bf16(s[i]) for i < n;
+** rn_bf16_interleave: out[2j] = bf16(r0[j]), out[2j+1] = bf16(r1[j]) (0
+** when r1 is NULL) for j < n: two rows pair-interleaved. */
+void rn_bf16_convert(uint16_t *d, const float *s, int n);
+void rn_bf16_interleave(uint16_t *out, const float *r0, const float *r1, int n);
+
 /* Whether this process's kernels can run bf16 convolutions (AVX512_BF16,
 ** not lowered by RN_CPU). */
 int rn_cpu_has_bf16(void);

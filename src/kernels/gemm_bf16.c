@@ -15,6 +15,7 @@
 ** one pair.
 */
 #include "cpu.h"
+#include "kernels.h"
 
 #include <string.h>
 
@@ -104,6 +105,32 @@ static RN_INLINE RN_TBF void tn_tile(const int RW, const int NV, int nseg, const
 RN_AVX512_SHAPES(NN_FN)
 RN_AVX512_SHAPES(TN_FN)
 
+/* d[i] = bf16(s[i]) for i < n, 16 at a time, the tail under a mask. */
+RN_TBF void rn_bf16_convert(uint16_t *d, const float *s, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(d + i), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm256_mask_storeu_epi16(d + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, s + i)));
+    }
+}
+
+/* out[2j] = bf16(r0[j]), out[2j+1] = bf16(r1[j]) (or 0) for j < n: both
+** rows converted in one instruction, then their words interleaved. */
+RN_TBF void rn_bf16_interleave(uint16_t *out, const float *r0, const float *r1, int n) {
+    /* cvtne2ps puts r1's 16 values above r0's; this index takes them in turns */
+    const __m512i turns = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int j = 0; j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+        const __m512 a = _mm512_maskz_loadu_ps(m, r0 + j);
+        const __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
+        const __m512i w = _mm512_permutexvar_epi16(turns, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        _mm512_mask_storeu_epi32(out + 2 * j, m, w);
+    }
+}
+
 /* Installs the bf16 kernels next to the AVX-512 fp32 ones (whose tile
 ** shapes they share; d must already hold those). */
 void rn_gemm_fill_bf16(rn_dispatch *d) {
@@ -114,7 +141,16 @@ void rn_gemm_fill_bf16(rn_dispatch *d) {
 
 #else
 
-/* Not an x86 compiler: no bf16 kernels (d->bf16 stays 0). */
+/* Not an x86 compiler: no bf16 kernels (d->bf16 stays 0), and the
+** conversions are never called. */
 void rn_gemm_fill_bf16(rn_dispatch *d) { (void)d; }
+void rn_bf16_convert(uint16_t *d, const float *s, int n) {
+    for (int i = 0; i < n; i++)
+        d[i] = rn_bf16_from_f32(s[i]);
+}
+void rn_bf16_interleave(uint16_t *out, const float *r0, const float *r1, int n) {
+    for (int j = 0; j < n; j++)
+        out[2 * j] = rn_bf16_from_f32(r0[j]), out[2 * j + 1] = r1 ? rn_bf16_from_f32(r1[j]) : 0;
+}
 
 #endif

@@ -36,7 +36,8 @@ typedef struct {
 /* bfloat16: the top 16 bits of a float32 (8 exponent bits, 7 mantissa
 ** bits). With rn_conv_shape.bf16 set, the fast convolution rounds its
 ** operands (x, w, dy) to bf16, to nearest even, and multiplies them with
-** AVX512_BF16's dot product, accumulating in fp32; outputs and gradients
+** AVX512_BF16's dot product, accumulating in fp32 (denormal operands count
+** as zero, as the instruction's conversion does); outputs and gradients
 ** stay fp32 (what PyTorch's CPU autocast computes). A pass whose reduction
 ** runs over an odd channel count (the forward of a 1- or 3-channel stem),
 ** and every pass on a CPU without the instruction, stays in fp32. */
@@ -44,7 +45,8 @@ static inline uint16_t rn_bf16_from_f32(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16, quiet = (u >> 16) | 0x40u;
-    return (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rounded); /* a NaN stays a (quiet) NaN */
+    const uint32_t r = (u & 0x7FFFFFFFu) > 0x7F800000u ? quiet : rounded; /* a NaN stays a (quiet) NaN */
+    return (uint16_t)((u & 0x7F800000u) ? r : (u >> 16) & 0x8000u); /* denormals flush to zero */
 }
 static inline float rn_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
