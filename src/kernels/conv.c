@@ -104,6 +104,16 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
 
+/* Rows of the next micro-tile when `left` rows remain and a tile holds at
+** most maxr: the rest is cut into equal tiles (28 rows at 12 a tile are
+** 10+9+9, not 12+12+4), since a tile of few rows has too few accumulators
+** to hide the multiply-add latency. Each output is still summed by one
+** call in the same order, so the results do not change. */
+static inline int tile_rows(int left, int maxr) {
+    const int tiles = (left + maxr - 1) / maxr;
+    return (left + tiles - 1) / tiles;
+}
+
 /* Number of weights K*K*Ci*Co. */
 static size_t weight_count(const rn_conv_shape *s) { return (size_t)s->k * s->k * s->ci * s->co; }
 
@@ -330,8 +340,8 @@ static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long l
         for (int c = c0; c < c1; c += p->tw) {
             const int w = imin(p->tw, c1 - c), nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl;
             const int rw = d->nn_rows[nv];
-            for (int r = 0; r < rows; r += rw)
-                nn_call(g, d, nv, imin(rw, rows - r), 1, &zero_off, kl, a, r * lda, lda, (size_t)k0, c,
+            for (int r = 0, t; r < rows; r += t)
+                t = tile_rows(rows - r, rw), nn_call(g, d, nv, t, 1, &zero_off, kl, a, r * lda, lda, (size_t)k0, c,
                         cbase + (size_t)r * cd + c, nlast, bias ? bias + c : NULL, acc);
         }
     }
@@ -393,8 +403,8 @@ static void run_band(const gjob *g, const gplan *p, const rn_dispatch *d, long l
             const ptrdiff_t arow = (ptrdiff_t)(i * g->step + g->dh0 - ylo) * p->pw * cs;
             float *crow =
                 p->contig ? g->dst + (((size_t)n * g->gh + i) * g->gw) * cd : cbuf + (size_t)(i - i0) * g->gw * cd;
-            for (int j = 0; j < g->gw; j += rw)
-                nn_call(g, d, nv, imin(rw, g->gw - j), g->nu, soff, kd, abuf, arow + j * lda, lda, 0, c,
+            for (int j = 0, t; j < g->gw; j += t)
+                t = tile_rows(g->gw - j, rw), nn_call(g, d, nv, t, g->nu, soff, kd, abuf, arow + j * lda, lda, 0, c,
                         crow + (size_t)j * cd + c, nlast, bias ? bias + c : NULL, acc);
         }
     }
@@ -670,8 +680,8 @@ static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, con
                 continue;
             const int c = ct * p->tw, w = imin(p->tw, co - c), nv = (w + vl - 1) / vl;
             const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
-            for (int kk = k; kk < e; kk += rk)
-                d->tn[nv][imin(rk, e - kk)](i1 - i0, soff, g->gw, a + (kk - k), (ptrdiff_t)S * cs, dyb + c, co,
+            for (int kk = k, t; kk < e; kk += t)
+                t = tile_rows(e - kk, rk), d->tn[nv][t](i1 - i0, soff, g->gw, a + (kk - k), (ptrdiff_t)S * cs, dyb + c, co,
                                             dw + (size_t)kk * co + c, co, nlast);
         }
     }
@@ -713,13 +723,14 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
                         continue;
                     const int c = ct * p->tw, w = imin(p->tw, co - c), nv = (w + vl - 1) / vl;
                     const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
-                    for (int kk = kq; kk < kend; kk += rk) {
+                    for (int kk = kq, t; kk < kend; kk += t) {
                         float *cp = dw + (size_t)kk * co + c;
+                        t = tile_rows(kend - kk, rk);
                         if (p->bf)
-                            d->tnb[nv][imin(rk, kend - kk)](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl,
+                            d->tnb[nv][t](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl,
                                                             dyp + 2 * c, 2 * co, cp, co, nlast);
                         else
-                            d->tn[nv][imin(rk, kend - kk)](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co, cp,
+                            d->tn[nv][t](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co, cp,
                                                            co, nlast);
                     }
                 }
