@@ -28,6 +28,9 @@ const char *rn_session_kind(const char *spec) {
     return "imagenet";
 }
 
+/* The preset the options ask for: --preset, else the data kind's. */
+static const char *preset_of(const rn_data_args *a) { return a->preset ? a->preset : rn_session_kind(a->data); }
+
 /* Reads --size, defaulting by data kind (28 IDX, 32 CIFAR, 224 folders). */
 int rn_session_size(const rn_data_args *a, int *h, int *w) {
     const char *kind = rn_session_kind(a->data);
@@ -97,7 +100,7 @@ static int normalization(const rn_data_args *a, const rn_dataset *train, rn_augm
 /* Builds the training augmentation (see session.h). */
 int rn_session_augment(const rn_data_args *a, const rn_dataset *train, int h, int w, int c, rn_augment *aug) {
     rn_error err;
-    if (rn_augment_preset(a->preset ? a->preset : rn_session_kind(a->data), h, w, c, aug, &err)) {
+    if (rn_augment_preset(preset_of(a), h, w, c, aug, &err)) {
         rn_cli_error("--preset: %s", err.msg);
         return -1;
     }
@@ -151,7 +154,7 @@ int rn_session_check(const rn_data_args *a) {
     if (rn_args_int("bs", a->bs, 1, 1 << 20, &v) || rn_args_int("workers", a->workers, 0, 256, &v) ||
         rn_session_size(a, &h, &w))
         return -1;
-    if (rn_augment_preset(a->preset ? a->preset : rn_session_kind(a->data), h, w, 3, &g, &err)) {
+    if (rn_augment_preset(preset_of(a), h, w, 3, &g, &err)) {
         rn_cli_error("--preset: %s", err.msg);
         return -1;
     }
