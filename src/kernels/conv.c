@@ -45,9 +45,10 @@
 ** the patch buffers round to bf16 as they copy, so activations are
 ** converted once per tile and never stored as a whole in bf16; the weights
 ** are packed pair-interleaved once per call. Backward-weights needs pairs
-** of pixels, not of channels: each tile of patches is gathered in fp32 as
-** usual and, like each tile of dy, packed pixel-pair-interleaved (gather
-** mode only). The conversions use vcvtneps2bf16, 16 values at a time.
+** of pixels, not of channels: in row mode the padded rows of a band are
+** written as pixel pairs of windows, in gather mode each tile of patches
+** is gathered in fp32 as usual and then packed, and dy is packed the same
+** way. The conversions use vcvtneps2bf16, 16 values at a time.
 */
 #include "cpu.h"
 #include "kernels.h"
@@ -136,10 +137,37 @@ static size_t tail_floats(const rn_conv_shape *s) {
 static size_t bf_patch_floats(void) { return pad16((size_t)(MW_MAX + 1) * KW_MAX / 2 + 16); }
 static size_t bf_dy_floats(const rn_conv_shape *s) { return pad16((size_t)(MW_MAX + 1) * s->co / 2 + 16); }
 
+/* Output rows per band of the weight gradient's row mode (at most MAX_SEG,
+** MW_MAX pixels, and padded input rows that fit the patch buffer); sets
+** *pw to the pixels of a padded input row. */
+static int wband(const rn_conv_shape *s, int *pw) {
+    *pw = (s->ow - 1) * s->stride + s->k;
+    int band = imin(MAX_SEG, imax(1, MW_MAX / s->ow));
+    while (band > 1 && (size_t)((band - 1) * s->stride + s->k) * *pw * s->ci > ABUF - 64)
+        band--;
+    return band;
+}
+
+/* Floats (as room for bf16 pairs) of a bf16 row-mode weight-gradient
+** band: its padded input rows as pixel-pair-interleaved windows, and its
+** rows of dy pair-interleaved (weight_band). */
+static size_t bf_band_floats(const rn_conv_shape *s, size_t *rows_part) {
+    int pw, band = wband(s, &pw);
+    const size_t mp = (size_t)(s->ow + 1) / 2, nrows = (size_t)(band - 1) * s->stride + s->k;
+    *rows_part = pad16(nrows * mp * s->k * s->ci + 16);
+    return *rows_part + pad16((size_t)band * mp * s->co + 16);
+}
+
 /* Floats per thread of scratch: the patch buffer, the tail, and for bf16
-** the packed weight-gradient tiles. */
+** the packed weight-gradient tiles (gather mode) or band (row mode). */
 static size_t thread_floats(const rn_conv_shape *s) {
-    return ABUF + tail_floats(s) + (s->bf16 ? bf_patch_floats() + bf_dy_floats(s) : 0);
+    size_t rows_part, bf = 0;
+    if (s->bf16) {
+        bf = bf_patch_floats() + bf_dy_floats(s);
+        const size_t band = bf_band_floats(s, &rows_part);
+        bf = band > bf ? band : bf;
+    }
+    return ABUF + tail_floats(s) + bf;
 }
 
 /* Floats of scratch the forward and backward passes need when run by up to
@@ -642,47 +670,77 @@ static wplan make_wplan(const rn_conv_shape *s, const rn_dispatch *d) {
     if (p.mw > MW_MAX)
         p.mw = MW_MAX;
     p.direct = s->k == 1 && s->stride == 1 && s->pad == 0;
-    p.pw = (s->ow - 1) * s->stride + s->k;
-    p.band = imin(MAX_SEG, imax(1, MW_MAX / s->ow));
-    while (p.band > 1 && (size_t)((p.band - 1) * s->stride + s->k) * p.pw * s->ci > ABUF - 64)
-        p.band--;
+    p.band = wband(s, &p.pw);
     p.bf = s->bf16 && d->bf16;
-    p.rowmode = !p.bf && s->k > 1 && (size_t)s->k * p.pw * s->ci <= ABUF - 64;
+    p.rowmode = s->k > 1 && (size_t)s->k * p.pw * s->ci <= ABUF - 64;
     p.nbpi = (s->oh + p.band - 1) / p.band;
     p.units = p.rowmode ? (long long)s->n * p.nbpi : (long long)s->n * s->oh * s->ow;
     return p;
+}
+
+/* bf16 row mode (weight_band): writes the windows of the nrows padded
+** rows in abuf as pixel pairs, pp[(y*mp + q)*2*rl + 2*col + e] = window of
+** output pixel 2q+e of padded row y at column col (rl = taps x Cs of one
+** kernel row), and the band's rows of dy the same way,
+** dp[(r*mp + q)*2*Co + 2*j + e] = dy[r][2q+e][j]; an odd last pixel is
+** paired with zeros. mp = pixel pairs per row. */
+static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nrows, const float *dyb, int rows,
+                       uint16_t *pp, uint16_t *dp) {
+    const int cs = g->cs, S = g->step, rl = g->nv * cs, gw = g->gw, mp = (gw + 1) / 2, co = p->co;
+    for (int y = 0; y < nrows; y++)
+        for (int q = 0; q < mp; q++) {
+            const float *w0 = abuf + ((size_t)y * p->pw + (size_t)2 * q * S) * cs;
+            rn_bf16_interleave(pp + ((size_t)y * mp + q) * 2 * rl, w0, 2 * q + 1 < gw ? w0 + (size_t)S * cs : NULL, rl);
+        }
+    for (int r = 0; r < rows; r++)
+        for (int q = 0; q < mp; q++) {
+            const float *d0 = dyb + ((size_t)r * gw + 2 * q) * co;
+            rn_bf16_interleave(dp + ((size_t)r * mp + q) * 2 * co, d0, 2 * q + 1 < gw ? d0 + co : NULL, co);
+        }
 }
 
 /* Adds to dw the sums over the pixels of band `band` (row mode), for the
 ** pairs [pa, pb): the band's rows of x are copied once, padded, into abuf,
 ** and each output row is a segment of the tn micro-kernel whose rows of A
 ** are windows into them, stride*Ci apart. A tile of dw rows stays within
-** one row block and one kernel row u.
+** one row block and one kernel row u. bf16: the windows and dy are first
+** written as pixel pairs into pp and dp (band_pairs), three bf16 values
+** per input value for a 3x3 kernel where gathering patches takes nine.
 ** dy: (M, Co)  dw: (kdim, Co) */
 static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy, float *dw, long long band,
-                        int pa, int pb, float *abuf) {
+                        int pa, int pb, float *abuf, uint16_t *pp, uint16_t *dp) {
     const int vl = d->vl, co = p->co, cs = g->cs, S = g->step, rl = g->nv * cs;
     const int n = (int)(band / p->nbpi), i0 = (int)(band % p->nbpi) * p->band, i1 = imin(g->gh, i0 + p->band);
     const int ylo = i0 * S + g->dh0, yhi = (i1 - 1) * S + g->dh0 + g->nu - 1;
     pad_rows(g, n, ylo, yhi - ylo + 1, p->pw, abuf);
+    const float *dyb = dy + ((size_t)n * g->gh + i0) * g->gw * co;
+    const int mp = (g->gw + 1) / 2;
+    const ptrdiff_t prow = p->bf ? (ptrdiff_t)mp * 2 * rl : (ptrdiff_t)p->pw * cs; /* elements per padded row */
+    if (p->bf)
+        band_pairs(p, g, abuf, yhi - ylo + 1, dyb, i1 - i0, pp, dp);
     ptrdiff_t soff[MAX_SEG];
     for (int r = 0; r < i1 - i0; r++)
-        soff[r] = (ptrdiff_t)r * S * p->pw * cs;
-    const float *dyb = dy + ((size_t)n * g->gh + i0) * g->gw * co;
+        soff[r] = r * S * prow;
     const int ka = pa / p->ncot * MQ, kb = imin(p->kdim, ((pb - 1) / p->ncot + 1) * MQ);
     for (int k = ka, e; k < kb; k = e) {
         const int u = k / rl;
         e = imin(kb, imin((k / MQ + 1) * MQ, (u + 1) * rl));
         const float *a = abuf + (ptrdiff_t)u * p->pw * cs + (k - u * rl);
+        const uint16_t *ab = p->bf ? pp + u * prow + 2 * (k - u * rl) : NULL;
         for (int ct = 0; ct < p->ncot; ct++) {
             const int pair = k / MQ * p->ncot + ct;
             if (pair < pa || pair >= pb)
                 continue;
             const int c = ct * p->tw, w = imin(p->tw, co - c), nv = (w + vl - 1) / vl;
             const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
-            for (int kk = k, t; kk < e; kk += t)
-                t = tile_rows(e - kk, rk), d->tn[nv][t](i1 - i0, soff, g->gw, a + (kk - k), (ptrdiff_t)S * cs, dyb + c, co,
-                                            dw + (size_t)kk * co + c, co, nlast);
+            for (int kk = k, t; kk < e; kk += t) {
+                float *cp = dw + (size_t)kk * co + c;
+                t = tile_rows(e - kk, rk);
+                if (p->bf)
+                    d->tnb[nv][t](i1 - i0, soff, mp, ab + 2 * (kk - k), 2 * rl, dp + 2 * c, 2 * co, cp, co, nlast);
+                else
+                    d->tn[nv][t](i1 - i0, soff, g->gw, a + (kk - k), (ptrdiff_t)S * cs, dyb + c, co, cp, co, nlast);
+            }
         }
     }
 }
@@ -755,14 +813,16 @@ static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob
     const int pb = whole ? (int)((long long)(tid + 1) * p.npairs / nt) : p.npairs;
     float *out = whole ? dw : part;
     const size_t cnt = weight_count(s);
-    uint16_t *ap = p.bf ? (uint16_t *)(abuf + ABUF + tail_floats(s)) : NULL;
-    uint16_t *dyp = p.bf ? ap + 2 * bf_patch_floats() : NULL;
+    size_t rows_part;
+    bf_band_floats(s, &rows_part);
+    uint16_t *ap = p.bf ? (uint16_t *)(abuf + ABUF + tail_floats(s)) : NULL; /* gather mode: patches, then dy */
+    uint16_t *dyp = p.bf ? ap + (p.rowmode ? 2 * rows_part : 2 * bf_patch_floats()) : NULL; /* row mode: rows, then dy */
     if (!whole)
         memset(part, 0, cnt * sizeof(float));
     if (p.rowmode) {
         if (pa < pb)
             for (long long b = ua; b < ub; b++)
-                weight_band(&p, d, g, dy, out, b, pa, pb, abuf);
+                weight_band(&p, d, g, dy, out, b, pa, pb, abuf, ap, dyp);
     } else {
         weight_pairs(&p, d, g, dy, out, ua, ub, pa, pb, abuf, ap, dyp);
     }
