@@ -651,7 +651,7 @@ typedef struct {
     int kdim, co, tw, ncot, npairs;
     int kcw, mw;        /* rows per gathered chunk, pixels per tile: fixed by the shape */
     int direct;         /* patch rows are rows of x (1x1, stride 1, no padding) */
-    int bf;             /* bf16: tiles packed pair-interleaved (gather mode only) */
+    int bf;             /* bf16: patches (or row windows) and dy packed in pixel pairs */
     int rowmode;        /* patches are windows into padded rows of x (weight_band) */
     int band, nbpi, pw; /* row mode: output rows per band, bands per sample, pixels per padded row */
     long long units;    /* pixels (gather mode) or bands (row mode) to sum over */
@@ -785,11 +785,10 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
                         float *cp = dw + (size_t)kk * co + c;
                         t = tile_rows(kend - kk, rk);
                         if (p->bf)
-                            d->tnb[nv][t](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl,
-                                                            dyp + 2 * c, 2 * co, cp, co, nlast);
+                            d->tnb[nv][t](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl, dyp + 2 * c,
+                                          2 * co, cp, co, nlast);
                         else
-                            d->tn[nv][t](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co, cp,
-                                                           co, nlast);
+                            d->tn[nv][t](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co, cp, co, nlast);
                     }
                 }
             }
@@ -813,10 +812,13 @@ static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob
     const int pb = whole ? (int)((long long)(tid + 1) * p.npairs / nt) : p.npairs;
     float *out = whole ? dw : part;
     const size_t cnt = weight_count(s);
-    size_t rows_part;
-    bf_band_floats(s, &rows_part);
-    uint16_t *ap = p.bf ? (uint16_t *)(abuf + ABUF + tail_floats(s)) : NULL; /* gather mode: patches, then dy */
-    uint16_t *dyp = p.bf ? ap + (p.rowmode ? 2 * rows_part : 2 * bf_patch_floats()) : NULL; /* row mode: rows, then dy */
+    uint16_t *ap = NULL, *dyp = NULL; /* bf16: gather mode's patches then dy, or row mode's rows then dy */
+    if (p.bf) {
+        size_t rows_part;
+        bf_band_floats(s, &rows_part);
+        ap = (uint16_t *)(abuf + ABUF + tail_floats(s));
+        dyp = ap + 2 * (p.rowmode ? rows_part : bf_patch_floats());
+    }
     if (!whole)
         memset(part, 0, cnt * sizeof(float));
     if (p.rowmode) {
@@ -829,11 +831,12 @@ static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob
     if (whole)
         return;
 #pragma omp barrier
+    const size_t tf = thread_floats(s); /* not per element: with bf16 it sizes the band buffers */
 #pragma omp for schedule(static)
     for (size_t j = 0; j < cnt; j++) {
         float acc = 0.0f;
         for (int t = 0; t < nt; t++)
-            acc += tbase[(size_t)t * thread_floats(s) + ABUF + j];
+            acc += tbase[(size_t)t * tf + ABUF + j];
         dw[j] += acc;
     }
 }
