@@ -447,8 +447,10 @@ static int check_modes(const bench_args *b) {
         return -1;
     }
     static const rn_arch_args no_arch;
-    if (b->loader && (b->mode || b->steps || b->warmup || b->peak_gflops || memcmp(&b->a, &no_arch, sizeof no_arch))) {
-        rn_cli_error("bench: --loader times no model: the model options (--arch, --mode, --steps, ...) do not apply");
+    if (b->loader &&
+        (b->mode || b->steps || b->warmup || b->peak_gflops || b->dtype || memcmp(&b->a, &no_arch, sizeof no_arch))) {
+        rn_cli_error("bench: --loader times no model: the model options (--arch, --mode, --steps, --dtype, ...) do not "
+                     "apply");
         return -1;
     }
     return 0;
@@ -473,10 +475,6 @@ static int check_args(const bench_args *b, bench_cfg *c) {
     rn_precision prec;
     if (rn_session_dtype("bench", b->dtype, &prec)) return -1;
     c->bf16 = prec == RN_PREC_BF16;
-    if (b->loader && b->dtype) {
-        rn_cli_error("bench: --loader times no model: --dtype does not apply");
-        return -1;
-    }
     c->n = (int)n, c->steps = (int)steps, c->warmup = (int)warmup, c->threads = (int)threads;
     c->train = !b->mode || !strcmp(b->mode, "train");
     c->json = b->json, c->peak = peak;

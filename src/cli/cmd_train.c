@@ -155,6 +155,7 @@ typedef struct {
     rn_report *report;
     rn_trainer *trainer;
     rn_train_config cfg;
+    rn_precision prec; /* --dtype, checked before any data is read */
     char *args;
 } run;
 
@@ -189,10 +190,7 @@ static int make_model(train_args *o, run *r, uint64_t seed) {
         return -1;
     }
     rn_model_init(r->model, seed, o->zero_init_residual);
-    rn_precision prec;
-    if (rn_session_dtype(o->lr_find ? "lr-find" : "train", o->dtype, &prec) ||
-        rn_session_set_precision(o->lr_find ? "lr-find" : "train", r->model, prec))
-        return -1;
+    if (rn_session_set_precision(o->lr_find ? "lr-find" : "train", r->model, r->prec)) return -1;
     int new_head = 0;
     if (o->init && !o->resume && rn_model_load_pretrained(r->model, o->init, &new_head, &err)) {
         rn_cli_error("--init: %s", err.msg);
@@ -241,7 +239,7 @@ static int setup_data(train_args *o, run *r) {
     if (rn_args_int("seed", o->seed, 0, 0x7fffffffffffffffL, &seed) || rn_args_int("threads", o->threads, 1, 1024, &threads) ||
         rn_args_int("steps", o->steps, 1, 0x7fffffffffffffffL, &steps) || rn_session_size(&o->d, &h, &w) ||
         rn_train_config_from_args(&o->t, &r->cfg) || rn_session_check(&o->d) || check_arch(o) ||
-        rn_session_dtype(o->lr_find ? "lr-find" : "train", o->dtype, &(rn_precision){0}))
+        rn_session_dtype(o->lr_find ? "lr-find" : "train", o->dtype, &r->prec))
         return 2;
     r->cfg.max_steps = steps;
     if (threads > 0) omp_set_num_threads((int)threads);

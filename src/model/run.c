@@ -454,9 +454,16 @@ static void conv_weights(rn_model *m, const rn_layer *l, const float **wt, const
     }
 }
 
-/* Floats of one conv's prepared bf16 weights (as pairs of bf16) and bias. */
+/* Floats of one conv's prepared bias and bf16 weights (as pairs of bf16). */
 static size_t prep_floats(const rn_layer *l) {
-    return line((size_t)l->k * l->k * l->c_in * l->c_out / 2 + 1) + line((size_t)l->c_out);
+    return line((size_t)l->c_out) + line((size_t)l->k * l->k * l->c_in * l->c_out / 2 + 1);
+}
+
+/* Conv layer i's prepared bias (c_out floats), followed by its packed
+** weights at prep_weights. */
+static float *prep_bias(const rn_model *m, int i) { return m->prep + m->prep_off[i]; }
+static uint16_t *prep_weights(const rn_model *m, const rn_layer *l, int i) {
+    return (uint16_t *)(prep_bias(m, i) + line((size_t)l->c_out));
 }
 
 /* bf16 inference on an eval plan for batch n: packs every bf16 conv's
@@ -484,9 +491,9 @@ static int prepare_bf16(rn_model *m, int n) {
         if (l->kind != RN_L_CONV || !rn_conv_forward_is_bf16(&s)) continue;
         const float *wt, *b;
         conv_weights(m, l, &wt, &b);
-        float *bias = m->prep + m->prep_off[i];
+        float *bias = prep_bias(m, i);
         for (int c = 0; c < l->c_out; c++) bias[c] = b ? b[c] : 0.0f;
-        rn_conv_pack_bf16(&s, wt, (uint16_t *)(bias + line((size_t)l->c_out)));
+        rn_conv_pack_bf16(&s, wt, prep_weights(m, l, i));
     }
     m->prep_ok = 1;
     return 1;
@@ -498,8 +505,7 @@ static int prepare_bf16(rn_model *m, int n) {
 static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const float *x, float *y) {
     rn_conv_shape s = window(m, l, n);
     if (s.bf16 && !m->plan_train && rn_conv_forward_is_bf16(&s) && (m->prep_ok || prepare_bf16(m, n))) {
-        const float *bias = m->prep + m->prep_off[i];
-        rn_conv_forward_packed(&s, x, (const uint16_t *)(bias + line((size_t)l->c_out)), bias, y, m->ws);
+        rn_conv_forward_packed(&s, x, prep_weights(m, l, i), prep_bias(m, i), y, m->ws);
         return;
     }
     const float *wt, *b;
