@@ -22,7 +22,7 @@ typedef enum { RN_CPU_GENERIC = 0, RN_CPU_AVX2 = 1, RN_CPU_AVX512 = 2 } rn_cpu_l
 
 /* Widest tile in vectors and most rows of any micro-kernel. */
 #define RN_NV_MAX 4
-#define RN_ROWS_MAX 12
+#define RN_ROWS_MAX 28
 
 /* "nn" tile: C = A B (+ bias) or C += A B for `rows` rows of A and C and
 ** nv vectors of vl columns of B and C, the last vector holding only `nlast`

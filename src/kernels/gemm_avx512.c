@@ -1,9 +1,10 @@
 /*
 ** AVX-512 GEMM micro-kernels for the convolution (interface in cpu.h).
 **
-** nn tile: `rows` x nv zmm accumulators (up to 6x4, 8x3, 12x2, 12x1, so
-** that with the nv loaded B vectors at most 28 of the 32 zmm registers
-** hold state). Per step of the reduction: nv vector loads of B and `rows`
+** nn tile: `rows` x nv zmm accumulators (up to 6x4, 8x3, 14x2, 28x1, so
+** that with the nv loaded B vectors at most 30 of the 32 zmm registers
+** hold state; a 28-row tile covers a whole 28-pixel row of a 16-channel
+** layer, with one load of B per 28 multiply-adds). Per step of the reduction: nv vector loads of B and `rows`
 ** broadcasts of A (folded into the FMAs), rows*nv FMAs.
 ** tn tile: the same register block with the roles turned: per row i of
 ** the reduction, nv vector loads of B and `rows` broadcasts of A.
@@ -78,11 +79,12 @@ static RN_INLINE RN_T512 void tn_tile(const int RW, const int NV, int nseg, cons
 
 /* One function per (rows, nv): nn_<rows>x<nv> and tn_<rows>x<nv>, thin
 ** wrappers that fix the tile shape of nn_tile / tn_tile. */
+#define NN_AT(L, R, V) nn_tile(R, V, nseg, soff, kd, a, L, b, ldb, c, ldc, nlast, bias, acc)
 #define NN_FN(R, V)                                                                                                    \
     static RN_T512 void nn_##R##x##V(int nseg, const ptrdiff_t *soff, int kd, const float *a, ptrdiff_t lda,           \
                                      const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast,                \
                                      const float *bias, int acc) {                                                     \
-        nn_tile(R, V, nseg, soff, kd, a, lda, b, ldb, c, ldc, nlast, bias, acc);                                       \
+        RN_CONST_LDA(NN_AT, R, V);                                                                                     \
     }
 #define TN_FN(R, V)                                                                                                    \
     static RN_T512 void tn_##R##x##V(int nseg, const ptrdiff_t *soff, int m, const float *a, ptrdiff_t lda,            \
@@ -104,8 +106,8 @@ void rn_gemm_fill_avx512(rn_dispatch *d) {
     d->nvmax = 4;
     d->nn_rows[4] = d->tn_rows[4] = 6;
     d->nn_rows[3] = d->tn_rows[3] = 8;
-    d->nn_rows[2] = d->tn_rows[2] = 12;
-    d->nn_rows[1] = d->tn_rows[1] = 12;
+    d->nn_rows[2] = d->tn_rows[2] = 14;
+    d->nn_rows[1] = d->tn_rows[1] = 28;
     RN_AVX512_SHAPES(SET_NN)
     RN_AVX512_SHAPES(SET_TN)
 }

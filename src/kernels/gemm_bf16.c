@@ -9,7 +9,7 @@
 ** row of A holds its reduction pairs (k, k+1) as one 32-bit word that is
 ** broadcast to every lane.
 **
-** The tiles are those of the fp32 AVX-512 kernels (6x4, 8x3, 12x2, 12x1
+** The tiles are those of the fp32 AVX-512 kernels (6x4, 8x3, 14x2, 28x1
 ** accumulators of 16 fp32 columns each), so the convolution's plans do
 ** not change with the data type; a vector of B is 32 bf16 = 16 columns x
 ** one pair.
@@ -88,11 +88,12 @@ static RN_INLINE RN_TBF void tn_tile(const int RW, const int NV, int nseg, const
 }
 
 /* One function per tile shape, as in gemm_avx512.c. */
+#define NN_AT(L, R, V) nn_tile(R, V, nseg, soff, kp, a, L, b, ldb, c, ldc, nlast, bias, acc)
 #define NN_FN(R, V)                                                                                                    \
     static RN_TBF void nnb_##R##x##V(int nseg, const ptrdiff_t *soff, int kp, const uint16_t *a, ptrdiff_t lda,        \
                                      const uint16_t *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, int nlast,             \
                                      const float *bias, int acc) {                                                     \
-        nn_tile(R, V, nseg, soff, kp, a, lda, b, ldb, c, ldc, nlast, bias, acc);                                       \
+        RN_CONST_LDA(NN_AT, R, V);                                                                                     \
     }
 #define TN_FN(R, V)                                                                                                    \
     static RN_TBF void tnb_##R##x##V(int nseg, const ptrdiff_t *soff, int mp, const uint16_t *a, ptrdiff_t lda,        \
