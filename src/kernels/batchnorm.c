@@ -11,7 +11,8 @@
 ** Each kernel is two passes at most over memory: the per-channel reductions
 ** (sum and sum of squares for the forward, sum(dy) and sum(dy*xhat) for the
 ** backward) in one pass, then the elementwise apply. The reductions are
-** accumulated in double into per-thread partials over a static, contiguous
+** summed in float over blocks of 16 rows and the blocks accumulated in
+** double into per-thread partials over a static, contiguous
 ** share of the rows, then added into the shared totals one thread at a time
 ** in thread order (an ordered loop), so the statistics are bit-identical
 ** from run to run for a given thread count.
@@ -52,40 +53,65 @@ static void ordered_add(int n, double *dst, const double *src) {
     }
 }
 
+/* Rows summed in float before a block's sums are added into the double
+** partials: float vectors hold twice the lanes of double ones, and a sum
+** of 16 terms loses at most a few float ulps (|x - shift| is about the
+** spread of the channel, not its mean). */
+#define BN_BLOCK 16
+
 /* Forward moments of rows [r0, r1): s1 += x - shift, s2 += (x - shift)^2,
-** in double.  x: (M,C)  shift: (C)  s1, s2: (C) */
+** summed in float over blocks of BN_BLOCK rows, the blocks in double.
+** x: (M,C)  shift: (C)  s1, s2: (C) */
 static RN_CLONES void fwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const float *shift, double *s1,
                                        double *s2) {
-    for (size_t i = r0; i < r1; i++) {
-        const float *xr = x + i * (size_t)c;
+    float f1[c], f2[c];
+    for (size_t b = r0; b < r1; b += BN_BLOCK) {
+        const size_t e = b + BN_BLOCK < r1 ? b + BN_BLOCK : r1;
+        for (int ch = 0; ch < c; ch++) f1[ch] = f2[ch] = 0.0f;
+        for (size_t i = b; i < e; i++) {
+            const float *xr = x + i * (size_t)c;
+            for (int ch = 0; ch < c; ch++) {
+                float d = xr[ch] - shift[ch];
+                f1[ch] += d;
+                f2[ch] += d * d;
+            }
+        }
         for (int ch = 0; ch < c; ch++) {
-            double d = (double)xr[ch] - (double)shift[ch];
-            s1[ch] += d;
-            s2[ch] += d * d;
+            s1[ch] += f1[ch];
+            s2[ch] += f2[ch];
         }
     }
 }
 
 /* Backward moments of rows [r0, r1): with g = dy, masked by y > 0 when y is
-** not NULL: s1 += g, s2 += g * (x - mean), in double.
+** not NULL: s1 += g, s2 += g * (x - mean), summed as fwd_moments_rows does.
 ** x, y, dy: (M,C)  mean, s1, s2: (C) */
 static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const float *y, const float *mean,
                                        const float *dy, double *s1, double *s2) {
-    float masked[c]; /* one row of g: a select feeding a double sum does not vectorize, two loops do */
-    for (size_t i = r0; i < r1; i++) {
-        const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
-        if (y) {
-            const float *yr = y + i * (size_t)c;
-            for (int ch = 0; ch < c; ch++) {
-                float gv = gr[ch];
-                masked[ch] = yr[ch] > 0.0f ? gv : 0.0f;
+    float f1[c], f2[c];
+    for (size_t b = r0; b < r1; b += BN_BLOCK) {
+        const size_t e = b + BN_BLOCK < r1 ? b + BN_BLOCK : r1;
+        for (int ch = 0; ch < c; ch++) f1[ch] = f2[ch] = 0.0f;
+        for (size_t i = b; i < e; i++) {
+            const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
+            if (y) {
+                const float *yr = y + i * (size_t)c;
+                for (int ch = 0; ch < c; ch++) {
+                    float gv = gr[ch]; /* loaded unconditionally so that the select vectorizes */
+                    float g = yr[ch] > 0.0f ? gv : 0.0f;
+                    f1[ch] += g;
+                    f2[ch] += g * (xr[ch] - mean[ch]);
+                }
+            } else {
+                for (int ch = 0; ch < c; ch++) {
+                    f1[ch] += gr[ch];
+                    f2[ch] += gr[ch] * (xr[ch] - mean[ch]);
+                }
             }
-            gr = masked;
         }
         for (int ch = 0; ch < c; ch++) {
-            double g = gr[ch];
-            s1[ch] += g;
-            s2[ch] += g * ((double)xr[ch] - (double)mean[ch]);
+            s1[ch] += f1[ch];
+            s2[ch] += f2[ch];
         }
     }
 }
