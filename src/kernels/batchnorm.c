@@ -26,17 +26,12 @@
 ** C = 2048) and the totals on the caller's stack; the kernels allocate
 ** nothing on the heap.
 */
+#include "cpu.h"
 #include "kernels.h"
 
 #include <math.h>
 #include <omp.h>
 #include <stddef.h>
-
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define RN_CLONES
-#endif
 
 /* First row of thread tid's static contiguous share of m rows among nt. */
 static size_t share_begin(size_t m, int tid, int nt) { return m * (size_t)tid / (size_t)nt; }

@@ -222,10 +222,10 @@ static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
 ** spend more time entering than copying. Loops are not turned back into
 ** memcpy/memset calls for the same reason. */
 #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-#define RN_CLONES                                                                                                      \
+#define RN_COPY_CLONES                                                                                                 \
     __attribute__((target_clones("avx512f", "avx2", "default"), optimize("no-tree-loop-distribute-patterns")))
 #else
-#define RN_CLONES
+#define RN_COPY_CLONES
 #endif
 
 /* Copies n floats. */
@@ -289,7 +289,7 @@ static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, in
 
 /* Gathers the patches of grid pixels [m0, m0+rows), indices [k0, k1), as
 ** the rows of a (rows, k1-k0) matrix: fp32, or bf16 for a bf16 job. */
-RN_CLONES static void gather_tile(const gjob *g, long long m0, int rows, int k0, int k1, void *a) {
+RN_COPY_CLONES static void gather_tile(const gjob *g, long long m0, int rows, int k0, int k1, void *a) {
     int j = (int)(m0 % g->gw), i = (int)(m0 / g->gw % g->gh), n = (int)(m0 / g->gw / g->gh);
     for (int r = 0; r < rows; r++) {
         if (g->wmb)
@@ -398,7 +398,7 @@ static inline __attribute__((always_inline)) void pad_rows_as(const gjob *g, int
 /* Copies the source rows [ylo, ylo+nrows) of sample n, each as pw pixels
 ** from column dw0 on, zero outside the source, into buf (nrows, pw, Cs):
 ** fp32, or bf16 for a bf16 job. */
-RN_CLONES static void pad_rows(const gjob *g, int n, int ylo, int nrows, int pw, void *buf) {
+RN_COPY_CLONES static void pad_rows(const gjob *g, int n, int ylo, int nrows, int pw, void *buf) {
     if (g->wmb)
         pad_rows_as(g, n, ylo, nrows, pw, buf, 1);
     else
@@ -572,7 +572,7 @@ static int phase_offset(const rn_conv_shape *s, int py, int px) {
 ** along Co, in bf16: element (co, ci) at out[((co/2)*Ci + ci)*2 + co%2].
 ** Co is even; blocks of 16 ci keep the written lines in cache.
 ** src: (Ci, Co) */
-RN_CLONES static void transpose_pairs(int ci_n, int co_n, const float *restrict src, uint16_t *restrict out) {
+RN_COPY_CLONES static void transpose_pairs(int ci_n, int co_n, const float *restrict src, uint16_t *restrict out) {
     for (int c0 = 0; c0 < ci_n; c0 += 16) {
         const int c1 = imin(ci_n, c0 + 16);
         for (int p = 0; p < co_n / 2; p++)

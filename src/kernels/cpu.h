@@ -18,6 +18,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The memory-bound row loops (batchnorm, elementwise, pooling, the head)
+** are plain C marked RN_CLONES: GCC compiles each three times (AVX-512,
+** AVX2, baseline) and the loader picks the one for this CPU, so the build
+** stays portable (no -march=native) and the loops still use the widest
+** vectors. */
+#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
+#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RN_CLONES
+#endif
+
 typedef enum { RN_CPU_GENERIC = 0, RN_CPU_AVX2 = 1, RN_CPU_AVX512 = 2 } rn_cpu_level;
 
 /* Widest tile in vectors and most rows of any micro-kernel. */

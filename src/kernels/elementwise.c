@@ -8,16 +8,11 @@
 ** the loader picks the CPU's. Outputs may alias inputs where the comments
 ** say so (in-place layers of the planned arena).
 */
+#include "cpu.h"
 #include "kernels.h"
 
 #include <omp.h>
 #include <stddef.h>
-
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define RN_CLONES
-#endif
 
 /* Below this many elements a single thread does the work: waking the team
 ** costs more than the pass. */

@@ -2,20 +2,36 @@
 ** The classifier head: the fully connected layer and the softmax
 ** cross-entropy loss. Small (N x 2048 x K at most), so plain loops.
 */
+#include "cpu.h"
 #include "kernels.h"
 
 #include <math.h>
+
+/* Dot product of a and b (n floats), summed in vector lanes: the lanes'
+** partial sums are added at the end, an order fixed for a given CPU (the
+** clone the loader picks), so results repeat from run to run. A single
+** running sum would not vectorize, and made the head's forward a scalar
+** loop: 0.5 ms of resnet50's 14 ms batch-1 inference in bf16.
+** a, b: (n) */
+static RN_CLONES float dot(const float *a, const float *b, int n) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (int k = 0; k < n; k++) acc += a[k] * b[k];
+    return acc;
+}
 
 /* y = x w^T + b.  x: (N,I)  w: (O,I)  b: (O)  y: (N,O) */
 void rn_fc_forward(int n, int in, int out, const float *x, const float *w, const float *b, float *y) {
 #pragma omp parallel for schedule(static) collapse(2)
     for (int i = 0; i < n; i++)
-        for (int o = 0; o < out; o++) {
-            const float *xp = x + (size_t)i * in, *wp = w + (size_t)o * in;
-            float acc = 0.0f;
-            for (int k = 0; k < in; k++) acc += xp[k] * wp[k];
-            y[(size_t)i * out + o] = acc + (b ? b[o] : 0.0f);
-        }
+        for (int o = 0; o < out; o++)
+            y[(size_t)i * out + o] = dot(x + (size_t)i * in, w + (size_t)o * in, in) + (b ? b[o] : 0.0f);
+}
+
+/* d += a * s over n floats, compiled for the CPU's widest vectors.
+** d, s: (n) */
+static RN_CLONES void axpy(float *restrict d, float a, const float *restrict s, int n) {
+    for (int k = 0; k < n; k++) d[k] += a * s[k];
 }
 
 /* dx += dy w; dw += dy^T x; db += sum dy.  Parallel over disjoint outputs. */
@@ -24,20 +40,14 @@ void rn_fc_backward(int n, int in, int out, const float *x, const float *w, cons
     if (dx) {
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < n; i++)
-            for (int o = 0; o < out; o++) {
-                float g = dy[(size_t)i * out + o];
-                const float *wp = w + (size_t)o * in;
-                float *dp = dx + (size_t)i * in;
-                for (int k = 0; k < in; k++) dp[k] += g * wp[k];
-            }
+            for (int o = 0; o < out; o++)
+                axpy(dx + (size_t)i * in, dy[(size_t)i * out + o], w + (size_t)o * in, in);
     }
 #pragma omp parallel for schedule(static)
     for (int o = 0; o < out; o++) {
-        float *dwp = dw + (size_t)o * in;
         for (int i = 0; i < n; i++) {
             float g = dy[(size_t)i * out + o];
-            const float *xp = x + (size_t)i * in;
-            for (int k = 0; k < in; k++) dwp[k] += g * xp[k];
+            axpy(dw + (size_t)o * in, g, x + (size_t)i * in, in);
             if (db) db[o] += g;
         }
     }

@@ -6,15 +6,10 @@
 ** The per-pixel loops over the contiguous channels carry target_clones
 ** (AVX-512, AVX2 and baseline versions, picked at load time).
 */
+#include "cpu.h"
 #include "kernels.h"
 
 #include <math.h>
-
-#if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
-#define RN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define RN_CLONES
-#endif
 
 /* One output pixel of max pooling: yp[c] = max over the window, scanned in
 ** (kh,kw) order with a strict >, so the first maximum wins. The select
