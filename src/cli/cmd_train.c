@@ -9,6 +9,7 @@
 ** (more --epochs, say).
 */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -215,13 +216,34 @@ static int describe_model(run *r, int h, int w) {
     return 0;
 }
 
-/* Creates the output directory if needed. */
+/* Creates the output directory and any missing parents, as `mkdir -p`
+** does (`--out runs/fm` on a fresh checkout has no runs/ yet). */
 static int make_out_dir(const char *dir) {
+    if (!dir) return 0;
+    char path[4096];
+    const size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path) {
+        rn_cli_error("--out: the directory name must be 1 to %zu bytes long", sizeof path - 1);
+        return -1;
+    }
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1;; p++) { /* each prefix ending at a '/', then the whole path */
+        const char c = *p;
+        if (c != '/' && c != '\0') continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+            rn_cli_error("--out: cannot create directory %s: %s", path, strerror(errno));
+            return -1;
+        }
+        *p = c;
+        if (!c) break;
+    }
     struct stat sb;
-    if (!dir || (stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode))) return 0;
-    if (mkdir(dir, 0777) == 0) return 0;
-    rn_cli_error("--out: cannot create directory %s", dir);
-    return -1;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        rn_cli_error("--out: %s exists and is not a directory", dir);
+        return -1;
+    }
+    return 0;
 }
 
 /* Validates the architecture options before the data is opened. */
