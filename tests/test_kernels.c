@@ -223,6 +223,14 @@ static void test_conv_fast(tally *t, rng *r, int n, int h, int w, int ci, int co
         free(dwf);
         free(dbf);
     }
+    /* RN_FUSE_SET: dx is written, not added to, whatever it held before
+    ** (NaN here), including the pixels that no tap reaches (1x1, stride 2). */
+    float *dxz = falloc(nx), *dxs = falloc(nx);
+    for (size_t i = 0; i < nx; i++) dxz[i] = 0.0f, dxs[i] = NAN;
+    rn_ref_conv_backward(&s, x, wt, dy, dxz, NULL, NULL);
+    rn_conv_backward_ex(&s, x, wt, dy, dxs, NULL, NULL, ws, RN_FUSE_SET);
+    report(t, rel_err(dxs, dxz, nx), TOL_FAST, "conv fast bwd dx set  %s", tag);
+    free(dxz), free(dxs);
     free(x), free(wt), free(b), free(dy), free(yr), free(yf);
     free(dx0), free(dw0), free(db0), free(dxr), free(dwr), free(dbr), free(ws);
 }

@@ -612,9 +612,10 @@ static void pack_weights_t(const rn_conv_shape *s, const float *w, float *wp, ui
 }
 
 /* The backward-data job of phase (py, px): dx pixels (n, py + S*i, px + S*j)
-** += patches of dy (taps of that phase) times their packed weights. */
+** += (or =, when !acc) patches of dy (taps of that phase) times their
+** packed weights. */
 static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, const uint16_t *wpb, float *dx, int py,
-                      int px) {
+                      int px, int acc) {
     const int S = s->stride, P = s->pad;
     int fy, fx, nu = phase_taps(s, py, &fy), nv = phase_taps(s, px, &fx);
     const int lastx = fx + (nv - 1) * S;
@@ -640,7 +641,7 @@ static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, 
               px,
               S,
               NULL,
-              1,
+              acc,
               wpb ? wpb + (size_t)phase_offset(s, py, px) * s->co * s->ci : NULL};
     return g;
 }
@@ -841,15 +842,32 @@ static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob
     }
 }
 
-/* dx += conv_transpose(dy, w); dw += x (*) dy; db += sum dy; each may be NULL.
+/* Whether every stride phase of s has taps, so that the backward-data
+** phases write every pixel of dx between them. */
+static int phases_cover(const rn_conv_shape *s) {
+    int first;
+    for (int p = 0; p < s->stride; p++)
+        if (phase_taps(s, p, &first) == 0)
+            return 0;
+    return 1;
+}
+
+/* dx += conv_transpose(dy, w) (dx = with RN_FUSE_SET in flags: the first
+** contribution to dx, which then needs no zeroing pass and is not read);
+** dw += x (*) dy; db += sum dy; each may be NULL.
 ** ws holds rn_conv_workspace(s, T) floats, T >= the number of threads of the
 ** parallel region (omp_get_max_threads() of the caller).
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  dy: (N,OH,OW,Co)  dx: (N,H,W,Ci)  dw: (K,K,Ci,Co)  db: (Co) */
-void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
-                      float *db, float *ws) {
+void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                         float *db, float *ws, int flags) {
     const rn_dispatch *d = rn_cpu_dispatch();
     float *wp = ws, *tbase = ws + pad16(weight_count(s));
     const gjob fg = forward_job(s, x, w, NULL, NULL);
+    int acc = !(flags & RN_FUSE_SET);
+    if (dx && !acc && !phases_cover(s)) { /* a phase without taps (1x1 at stride 2) leaves its pixels at zero */
+        memset(dx, 0, (size_t)s->n * s->h * s->w * s->ci * sizeof(float));
+        acc = 1;
+    }
 #pragma omp parallel
     {
         const int tid = omp_get_thread_num();
@@ -872,10 +890,16 @@ void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, co
             pack_weights_t(s, w, wp, wpb); /* ends with a barrier */
             for (int py = 0; py < s->stride; py++)
                 for (int px = 0; px < s->stride; px++) {
-                    const gjob g = phase_job(s, dy, wp, wpb, dx, py, px);
+                    const gjob g = phase_job(s, dy, wp, wpb, dx, py, px, acc);
                     if (g.nu * g.nv > 0)
                         run_job(&g, d, abuf, cbuf);
                 }
         }
     }
+}
+
+/* rn_conv_backward_ex accumulating into dx (kernels.h). */
+void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+                      float *db, float *ws) {
+    rn_conv_backward_ex(s, x, w, dy, dx, dw, db, ws, 0);
 }

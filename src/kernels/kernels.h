@@ -73,6 +73,11 @@ void rn_conv_forward(const rn_conv_shape *s, const float *x, const float *w, con
 void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y, float *ws);
 void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db, float *ws);
+/* The same with flags: RN_FUSE_SET (below) writes dx = conv_transpose(dy, w)
+** instead of adding to it, so that a first contribution needs no zeroing
+** pass and dx is not read. */
+void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
+                         float *dx, float *dw, float *db, float *ws, int flags);
 /* bf16 inference with weights packed once: rn_conv_forward_is_bf16 says
 ** whether the forward of s runs in bf16; rn_conv_pack_bf16 packs w (K*K*Ci*Co
 ** bf16 values) for rn_conv_forward_packed, which then never reads w. */

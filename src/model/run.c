@@ -568,11 +568,11 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     float *dx = l->src < 0 ? NULL : m->dact[l->src], *G = m->grads;
     size_t rows = (size_t)n * l->h_out * l->w_out;
     rn_conv_shape s = window(m, l, n);
-    if (dx && l->gmode[0] == RN_G_ZERO)
+    if (dx && l->gmode[0] == RN_G_ZERO && l->kind != RN_L_CONV) /* a convolution sets dx itself */
         memset(dx, 0, (size_t)n * rn_layer_size(&m->layers[l->src]) * sizeof(float));
     int set = l->gmode[0] == RN_G_ACC ? 0 : RN_FUSE_SET;
     switch (l->kind) {
-    case RN_L_CONV: rn_conv_backward(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws); break;
+    case RN_L_CONV: rn_conv_backward_ex(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws, set); break;
     case RN_L_BN:
         rn_bn_backward_ex(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat, dy,
                           dx, G + l->w, G + l->b, (l->fuse_relu ? RN_FUSE_RELU : 0) | set);
