@@ -68,6 +68,7 @@ check "resumed run ends with identical weights" cmp -s "$T/once/last.safetensors
 check "resumed log has one row" test "$(grep -c '^[0-9]' "$T/split/log.csv")" = 1
 "$B" train --resume "$T/split-copy" > "$T/split3.txt" 2>&1
 check "a copied run directory resumes in place" cmp -s "$T/once/last.safetensors" "$T/split-copy/last.safetensors"
+check "resuming the copy adds no row to the original" test "$(grep -c '^[0-9]' "$T/split/log.csv")" = 1
 
 # 3b. --out creates missing parents (as mkdir -p); a file in the way is an error naming it
 "$B" train $D --epochs 1 --steps 2 --out "$T/new/nested/run" > /dev/null 2>&1
@@ -76,7 +77,6 @@ check "--out creates missing parent directories" test -f "$T/new/nested/run/last
 msg=$("$B" train $D --epochs 1 --steps 2 --out "$T/afile" 2>&1)
 code=$?
 check "--out on a file is refused, naming it" sh -c '[ "$1" != 0 ] && echo "$2" | grep -q "afile exists and is not a directory"' _ "$code" "$msg"
-check "resuming the copy adds no row to the original" test "$(grep -c '^[0-9]' "$T/split/log.csv")" = 1
 
 fi
 

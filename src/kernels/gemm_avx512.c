@@ -4,8 +4,9 @@
 ** nn tile: `rows` x nv zmm accumulators (up to 6x4, 8x3, 14x2, 28x1, so
 ** that with the nv loaded B vectors at most 30 of the 32 zmm registers
 ** hold state; a 28-row tile covers a whole 28-pixel row of a 16-channel
-** layer, with one load of B per 28 multiply-adds). Per step of the reduction: nv vector loads of B and `rows`
-** broadcasts of A (folded into the FMAs), rows*nv FMAs.
+** layer, with one load of B per 28 multiply-adds). Per step of the
+** reduction: nv vector loads of B and `rows` broadcasts of A (folded into
+** the FMAs), rows*nv FMAs.
 ** tn tile: the same register block with the roles turned: per row i of
 ** the reduction, nv vector loads of B and `rows` broadcasts of A.
 ** The last vector of a tile is loaded and stored under a mask, so any

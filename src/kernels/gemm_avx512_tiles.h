@@ -42,8 +42,8 @@
 /* The tile shapes, rows x vectors: 6x4, 8x3, 14x2, 28x1 (at most 30 of the
 ** 32 zmm registers hold state with the nv loaded B vectors). The narrow
 ** tiles are tall so that 16- and 32-channel layers still issue many
-** multiply-adds per load of B (28 and 14 output pixels: a row of 28 or 14). M(R, V) is
-** applied to every (rows, vectors) pair up to those sizes. */
+** multiply-adds per load of B (28 and 14 output pixels: a row of 28 or
+** 14). M(R, V) is applied to every (rows, vectors) pair up to those sizes. */
 #define ROWS6(M, V) M(1, V) M(2, V) M(3, V) M(4, V) M(5, V) M(6, V)
 #define ROWS8(M, V) ROWS6(M, V) M(7, V) M(8, V)
 #define ROWS12(M, V) ROWS8(M, V) M(9, V) M(10, V) M(11, V) M(12, V)

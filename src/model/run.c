@@ -252,7 +252,8 @@ static void plan_gradients(planner *p) {
             p->gslot[s] = p->gslot[i], l->gmode[0] = RN_G_ALIAS; /* mask in place */
         } else {
             p->gslot[s] = new_slot(p, act_floats(p, s));
-            l->gmode[0] = (l->kind == RN_L_BN || l->kind == RN_L_RELU) ? RN_G_SET : RN_G_ZERO;
+            /* BN, ReLU and convolutions can write their input gradient outright */
+            l->gmode[0] = (l->kind == RN_L_BN || l->kind == RN_L_RELU || l->kind == RN_L_CONV) ? RN_G_SET : RN_G_ZERO;
         }
     }
 }
@@ -568,7 +569,7 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     float *dx = l->src < 0 ? NULL : m->dact[l->src], *G = m->grads;
     size_t rows = (size_t)n * l->h_out * l->w_out;
     rn_conv_shape s = window(m, l, n);
-    if (dx && l->gmode[0] == RN_G_ZERO && l->kind != RN_L_CONV) /* a convolution sets dx itself */
+    if (dx && l->gmode[0] == RN_G_ZERO)
         memset(dx, 0, (size_t)n * rn_layer_size(&m->layers[l->src]) * sizeof(float));
     int set = l->gmode[0] == RN_G_ACC ? 0 : RN_FUSE_SET;
     switch (l->kind) {
