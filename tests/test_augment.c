@@ -755,6 +755,39 @@ static void free_rec(epoch_rec *r) {
     free(r->x);
 }
 
+/* Data-parallel shards: k loaders with shard 0..k-1 hand out, batch by
+** batch, slices that put together are the unsharded loader's batch e (same
+** samples, same augmentation, in order), the same number of batches each,
+** empty slices included. */
+static int shards_match(const rn_dataset *d, const rn_augment *a, rn_loader_config cfg, int k, const epoch_rec *e,
+                        size_t sf) {
+    epoch_rec r[4];
+    rn_loader *l[4] = {0};
+    int ok = k <= 4;
+    cfg.nshards = k;
+    for (int i = 0; ok && i < k; i++) {
+        rn_error err;
+        cfg.shard = i;
+        ok = rn_loader_create(d, a, &cfg, &l[i], &err) == RN_OK && collect(l[i], 0, 0, d->n, sf, &r[i]) == RN_OK;
+        ok = ok && r[i].nb == e->nb;
+    }
+    size_t at[4] = {0}, pos = 0;
+    for (size_t b = 0; ok && b < e->nb; b++) {
+        for (int i = 0; ok && i < k; i++) {
+            size_t n = (size_t)r[i].sizes[b], lo = (size_t)e->sizes[b] * (size_t)i / (size_t)k;
+            ok = n == (size_t)e->sizes[b] * (size_t)(i + 1) / (size_t)k - lo && r[i].firsts[b] == e->firsts[b] + lo;
+            ok = ok && !memcmp(r[i].labels + at[i], e->labels + pos, n * sizeof(int)) &&
+                 !memcmp(r[i].x + at[i] * sf, e->x + pos * sf, n * sf * sizeof(float));
+            at[i] += n, pos += n;
+        }
+    }
+    for (int i = 0; i < k; i++) {
+        if (l[i]) free_rec(&r[i]);
+        rn_loader_free(l[i]);
+    }
+    return ok && pos == e->total;
+}
+
 /* Memory dataset: permutations, worker counts, drop_last, resume,
 ** restarts and frees mid-epoch, the per-sample seed contract. */
 static void test_loader_memory(tctx *T) {
@@ -773,7 +806,7 @@ static void test_loader_memory(tctx *T) {
     rn_error err;
     rn_augment_default(&a, S, S, C);
     a.pad = 1, a.flip = 1, a.erase_p = 0.3f, a.max_lighting = 0.2f;
-    rn_loader_config cfg = {10, 0, 1, 1, 0, 0, 0, 42};
+    rn_loader_config cfg = {.batch = 10, .shuffle = 1, .train = 1, .seed = 42};
     rn_loader *l0 = NULL, *l1 = NULL, *l3 = NULL;
     CHECK(T, rn_loader_create(&d, &a, &cfg, &l0, &err) == RN_OK);
     cfg.workers = 1;
@@ -798,6 +831,12 @@ static void test_loader_memory(tctx *T) {
     CHECK(T, ok);
     CHECK(T, same_epoch(&e0, &e1, 0, SF));
     CHECK(T, same_epoch(&e0, &e3, 0, SF));
+    cfg.workers = 0, cfg.prefetch = 0;
+    CHECK(T, shards_match(&d, &a, cfg, 2, &e0, SF));
+    CHECK(T, shards_match(&d, &a, cfg, 4, &e0, SF)); /* the last batch of 3: one slice is empty */
+    cfg.workers = 2;
+    CHECK(T, shards_match(&d, &a, cfg, 3, &e0, SF));
+    cfg.workers = 3, cfg.prefetch = 2;
     /* every sample is rn_augment_sample with the documented seed */
     ok = 1;
     for (size_t i = 0; ok && i < e0.total; i += 7) {
@@ -846,7 +885,7 @@ static void test_loader_memory(tctx *T) {
 
     /* no shuffle: identity order; drop_last: 10 full batches */
     rn_loader *ld = NULL;
-    rn_loader_config c2 = {10, 1, 0, 0, 2, 1, 0, 1};
+    rn_loader_config c2 = {.batch = 10, .drop_last = 1, .workers = 2, .prefetch = 1, .seed = 1};
     CHECK(T, rn_loader_create(&d, &a, &c2, &ld, &err) == RN_OK);
     if (ld) {
         CHECK(T, rn_loader_batches(ld) == 10);
@@ -926,7 +965,7 @@ static void test_loader_files(tctx *T) {
     d.labels = labels;
     rn_augment a;
     rn_augment_default(&a, O, O, 3);
-    rn_loader_config cfg = {3, 0, 0, 0, 2, 0, 0, 9};
+    rn_loader_config cfg = {.batch = 3, .workers = 2, .seed = 9};
     rn_loader *l = NULL;
     rn_error err;
     CHECK(T, rn_loader_create(&d, &a, &cfg, &l, &err) == RN_OK);

@@ -21,6 +21,7 @@
 #include "cli/commands.h"
 #include "cli/session.h"
 #include "cli/train_opts.h"
+#include "dist/dist.h"
 #include "train/lrfind.h"
 #include "train/plot.h"
 #include "train/trainer.h"
@@ -43,7 +44,12 @@ static const char *usage_text =
     "  --steps N            stop after N optimizer steps in all (checkpointing when --out is given)\n"
     "  --seed S             seed of initialization, order and augmentation (default 0)\n"
     "  --threads T          compute threads (default: all cores)\n"
-    RN_DTYPE_HELP;
+    RN_DTYPE_HELP
+    "data-parallel (started as 'mpirun -np N resnet train ...'; --bs is the global batch,\n"
+    "which N must divide; rank 0 prints and writes the checkpoints):\n"
+    "  --sync-bn            batchnorm statistics over the global batch (default: per rank)\n"
+    "  --bucket-mb MB       gradient allreduce bucket size (default 1)\n"
+    "  --dist-timeout S     seconds to wait for a silent rank before failing the job (default 300)\n";
 
 static const char *lr_find_usage =
     "usage: resnet lr-find [options]\n"
@@ -65,7 +71,8 @@ typedef struct {
     rn_train_args t;
     const char *init, *out, *resume, *steps, *seed, *threads, *dtype;
     const char *start_lr, *end_lr, *iters, *plot; /* lr-find */
-    int zero_init_residual, lr_find;
+    const char *bucket_mb, *dist_timeout;         /* data-parallel */
+    int zero_init_residual, lr_find, sync_bn;
 } train_args;
 
 /* Parses argv into *o; returns 1 for --help, -1 on error. Options of the
@@ -76,10 +83,14 @@ static int parse(int argc, char **argv, train_args *o) {
                            {"init", &o->init, 0}, {"seed", &o->seed, 0}, {"threads", &o->threads, 0},
                            {"dtype", &o->dtype, 0}, {"zero-init-residual", 0, &o->zero_init_residual}, {"out", &o->out, 0},
                            {"resume", &o->resume, 0}, {"steps", &o->steps, 0}, {"start-lr", &o->start_lr, 0},
-                           {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0}, {0, 0, 0}};
+                           {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0},
+                           {"sync-bn", 0, &o->sync_bn}, {"bucket-mb", &o->bucket_mb, 0},
+                           {"dist-timeout", &o->dist_timeout, 0}, {0, 0, 0}};
     int r = rn_args_parse(cmd, argc, argv, opts);
     if (r) return r;
-    const char *wrong = o->lr_find ? (o->out ? "--out" : o->resume ? "--resume" : o->steps ? "--steps" : NULL)
+    const char *wrong = o->lr_find ? (o->out ? "--out" : o->resume ? "--resume" : o->steps ? "--steps"
+                                      : o->sync_bn ? "--sync-bn" : o->bucket_mb ? "--bucket-mb"
+                                      : o->dist_timeout ? "--dist-timeout" : NULL)
                                    : (o->start_lr ? "--start-lr" : o->end_lr ? "--end-lr" : o->iters ? "--iters"
                                       : o->plot ? "--plot" : NULL);
     if (wrong) {
@@ -158,6 +169,7 @@ typedef struct {
     rn_train_config cfg;
     rn_precision prec; /* --dtype, checked before any data is read */
     char *args;
+    rn_dist *dist;     /* the data-parallel job (train only; one rank without mpirun) */
 } run;
 
 /* Frees everything a run holds. */
@@ -254,6 +266,26 @@ static int check_arch(const train_args *o) {
     return rn_arch_spec(&a, &spec);
 }
 
+/* Creates a loader over d as rn_session_loader does; a data-parallel rank's
+** loader hands out only its slice of every batch. */
+static int make_loader(const run *r, const rn_dataset *d, const rn_augment *aug, const rn_data_args *a, int train,
+                       uint64_t seed, rn_loader **out) {
+    rn_loader_config cfg;
+    rn_error err;
+    const int ranks = rn_dist_size(r->dist);
+    if (rn_session_loader_config(d, a, train, seed, &cfg)) return -1;
+    if (ranks > 1 && cfg.batch % ranks) {
+        rn_cli_error("--bs %d is the global batch: the %d ranks must divide it", cfg.batch, ranks);
+        return -1;
+    }
+    if (ranks > 1) cfg.shard = rn_dist_rank(r->dist), cfg.nshards = ranks;
+    if (rn_loader_create(d, aug, &cfg, out, &err)) {
+        rn_cli_error("%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Opens data and model and builds the loaders; returns an exit code. */
 static int setup_data(train_args *o, run *r) {
     long seed = 0, threads = 0, steps = 0;
@@ -269,8 +301,8 @@ static int setup_data(train_args *o, run *r) {
     int c = r->model->spec.in_channels < 3 ? r->model->spec.in_channels : 3;
     if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r, h, w)) return 1;
     rn_session_model_augment(r->model, &r->eval_aug);
-    if (rn_session_loader(&r->train, &r->aug, &o->d, 1, (uint64_t)seed, &r->tl) ||
-        rn_session_loader(&r->valid, &r->eval_aug, &o->d, 0, (uint64_t)seed, &r->vl))
+    if (make_loader(r, &r->train, &r->aug, &o->d, 1, (uint64_t)seed, &r->tl) ||
+        make_loader(r, &r->valid, &r->eval_aug, &o->d, 0, (uint64_t)seed, &r->vl))
         return 1;
     return 0;
 }
@@ -278,12 +310,20 @@ static int setup_data(train_args *o, run *r) {
 /* Opens everything and builds the trainer (resuming when asked). */
 static int setup(train_args *o, run *r, int argc, char **argv) {
     rn_error err;
+    rn_dist_config dc = {o->sync_bn, RN_DIST_BUCKET_FLOATS, RN_DIST_TIMEOUT};
+    double mb = 1;
+    if (rn_args_float("bucket-mb", o->bucket_mb, 1e-3, 1e4, &mb) ||
+        rn_args_float("dist-timeout", o->dist_timeout, 1, 1e6, &dc.timeout))
+        return 2;
+    dc.bucket_floats = (size_t)(mb * (1 << 20) / sizeof(float));
     int code = setup_data(o, r);
-    if (code || make_out_dir(o->out)) return code ? code : 1;
+    const int lead = rn_dist_rank(r->dist) == 0; /* only rank 0 writes and prints */
+    if (code || (lead && make_out_dir(o->out))) return code ? code : 1;
     r->args = args_json(argc, argv);
-    r->cfg.out_dir = o->out, r->cfg.args_json = r->args;
+    r->cfg.out_dir = lead ? o->out : NULL, r->cfg.args_json = r->args, r->cfg.dist = r->dist;
     int tty = isatty(STDOUT_FILENO), color = tty && !getenv("NO_COLOR");
-    if (rn_report_create(stdout, tty, color, r->model->spec.classes > 10, &r->report, &err) ||
+    if ((lead && rn_report_create(stdout, tty, color, r->model->spec.classes > 10, &r->report, &err)) ||
+        rn_dist_attach(r->dist, r->model, &dc, &err) ||
         rn_trainer_create(r->model, r->tl, r->vl, &r->cfg, r->report, &r->trainer, &err) ||
         (o->resume && rn_trainer_resume(r->trainer, o->resume, &err))) {
         rn_cli_error("%s", err.msg);
@@ -311,6 +351,10 @@ static int train(run *r, const char *out) {
     const rn_train_state *s = rn_trainer_state(r->trainer);
     size_t skipped = rn_loader_skipped(r->tl) + rn_loader_skipped(r->vl);
     if (skipped) fprintf(stderr, "resnet: %zu image files could not be decoded and were skipped\n", skipped);
+    if (rn_dist_size(r->dist) > 1 && r->report)
+        fprintf(stderr, "resnet: %d ranks, %d gradient buckets; %.2f s of the run waited for gradient sums after "
+                "backward\n", rn_dist_size(r->dist), rn_dist_nbuckets(r->dist), rn_dist_wait_seconds(r->dist));
+    if (rn_dist_rank(r->dist) > 0) return 0;
     if (out && s->batch > 0)
         printf("stopped at epoch %d, batch %zu (step %ld); continue with: resnet train --resume %s\n", s->epoch,
                s->batch, s->step, out);
@@ -319,13 +363,25 @@ static int train(run *r, const char *out) {
     return 0;
 }
 
-/* `resnet train`: see usage_text. */
-int rn_cmd_train(int argc, char **argv) {
+/* Leaves the data-parallel job: with an error on a rank, ends every rank
+** (the others would wait for it until the timeout); returns code. */
+static int leave_job(rn_dist *d, int code) {
+    if (code && rn_dist_size(d) > 1) {
+        fflush(stdout);
+        fflush(stderr);
+        rn_dist_abort(d, code);
+    }
+    rn_dist_free(d);
+    return code;
+}
+
+/* `resnet train` on this rank: see usage_text. */
+static int train_cmd(int argc, char **argv, run *rp) {
     train_args o = {0};
-    run r = {0};
+    run r = {.dist = rp->dist};
     int pr = parse(argc, argv, &o), n = argc, code;
     char **v = NULL;
-    if (pr == 1) return fputs(usage_text, stdout), 0;
+    if (pr == 1) return rn_dist_rank(r.dist) ? 0 : (fputs(usage_text, stdout), 0);
     if (pr < 0) return 2;
     if (o.resume) {
         const char *dir = o.resume;
@@ -340,6 +396,18 @@ int rn_cmd_train(int argc, char **argv) {
     run_free(&r);
     free_argv(v, n);
     return code;
+}
+
+/* `resnet train`: joins the data-parallel job, if any, and trains. */
+int rn_cmd_train(int argc, char **argv) {
+    run r = {0};
+    rn_error err;
+    if (rn_dist_init(NULL, NULL, &r.dist, &err)) {
+        rn_cli_error("%s", err.msg);
+        return 1;
+    }
+    int code = train_cmd(argc, argv, &r);
+    return leave_job(r.dist, code);
 }
 
 /* Runs the finder after setup_data, prints the suggestion, draws the curve. */

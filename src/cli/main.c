@@ -3,6 +3,7 @@
 */
 #include "cli/commands.h"
 #include "cli/args.h"
+#include "dist/dist.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("resnet %s\n", rn_version());
+        printf("resnet %s\nMPI: %s\n", rn_version(), rn_dist_backend());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

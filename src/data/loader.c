@@ -128,6 +128,10 @@ static rn_status get_image(const rn_loader *l, size_t idx, rn_image *im, int *ow
 static void fill(rn_loader *l, slot *s, size_t b, unsigned gen) {
     size_t first = b * (size_t)l->cfg.batch, cnt = l->n - first;
     if (cnt > (size_t)l->cfg.batch) cnt = (size_t)l->cfg.batch;
+    if (l->cfg.nshards > 1) { /* this rank's slice of the global batch */
+        size_t k = (size_t)l->cfg.nshards, r = (size_t)l->cfg.shard, lo = cnt * r / k, hi = cnt * (r + 1) / k;
+        first += lo, cnt = hi - lo;
+    }
     slot_clear(s);
     s->batch.first = first;
     s->status = RN_OK;
@@ -271,6 +275,9 @@ static rn_status check_args(const rn_dataset *d, const rn_augment *a, const rn_l
     if (c->workers < 0 || c->workers > RN_LOADER_MAX_WORKERS)
         return rn_fail(err, RN_ERR_ARG, "data loader: %d workers, expected 0..%d", c->workers,
                        RN_LOADER_MAX_WORKERS);
+    if (c->nshards < 0 || (c->nshards > 0 && (c->shard < 0 || c->shard >= c->nshards)))
+        return rn_fail(err, RN_ERR_ARG, "data loader: shard %d of %d, expected 0 <= shard < shards", c->shard,
+                       c->nshards);
     if (c->prefetch < 0 || c->prefetch > 1024)
         return rn_fail(err, RN_ERR_ARG, "data loader: prefetch %d, expected 0..1024", c->prefetch);
     return rn_augment_check(a, err);
@@ -279,6 +286,7 @@ static rn_status check_args(const rn_dataset *d, const rn_augment *a, const rn_l
 /* Allocates the ring slots. */
 static rn_status alloc_slots(rn_loader *l, rn_error *err) {
     size_t bs = (size_t)l->cfg.batch;
+    if (l->cfg.nshards > 1) bs = (bs + (size_t)l->cfg.nshards - 1) / (size_t)l->cfg.nshards; /* the largest slice */
     l->slots = calloc((size_t)l->nslots, sizeof *l->slots);
     if (!l->slots) return rn_fail(err, RN_ERR_NOMEM, "data loader: out of memory for %d slots", l->nslots);
     for (int i = 0; i < l->nslots; i++) {
@@ -391,7 +399,7 @@ static int take_slot(rn_loader *l, slot *s) {
         l->failed = s->status;
         l->fail_err = s->err;
     }
-    if (s->status == RN_OK && s->batch.n > 0) return 1;
+    if (s->status == RN_OK && (s->batch.n > 0 || l->cfg.nshards > 1)) return 1;
     s->state = SLOT_EMPTY;
     pthread_cond_broadcast(&l->work);
     return s->status != RN_OK ? -1 : 0;

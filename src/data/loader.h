@@ -9,6 +9,13 @@
 ** thread) gives bit-identical batches. An epoch can be started at any
 ** batch (resume mid-epoch) and gives the same batches from there on.
 **
+** Data-parallel training shards every batch: with nshards > 1, batch b of
+** the epoch is still positions [b*batch, (b+1)*batch) of the epoch's order
+** (the same order on every rank, from the seed), and this loader builds
+** only its slice [first + cnt*shard/nshards, first + cnt*(shard+1)/nshards)
+** of the cnt positions. Batches are then handed out even when empty, so
+** every rank takes the same number of steps.
+**
 ** Undecodable files (RN_ERR_FORMAT or RN_ERR_IO from the decoder) are
 ** skipped: the batch they fall in is smaller, a batch left empty is passed
 ** over, and each such file is counted once and reported once through
@@ -30,6 +37,7 @@ typedef struct {
     int batch, drop_last, shuffle, train, workers, prefetch; /* prefetch = batches queued ahead (0: 2*workers) */
     int strict;        /* an undecodable file is fatal instead of skipped */
     uint64_t seed;
+    int shard, nshards; /* data-parallel: hand out only slice `shard` of nshards of every batch (0, 0: all) */
 } rn_loader_config;
 
 /* One batch.  x: (n,H,W,C) normalized floats  labels: (n)  first: the

@@ -159,20 +159,49 @@ static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const float *x
     }
 }
 
+/* Turns this rank's forward moments into the global batch's, for
+** synchronized batchnorm: tot holds sum(x - shift) and sum((x - shift)^2)
+** over m local rows; on return the same sums over all ranks' rows, about
+** the same (local) shift, and the global row count. Two sums across ranks
+** (the mean first, then squared deviations about it) keep the variance
+** free of the cancellation a single sum of squares would suffer.
+** shift, tot: (C), (2C) */
+static double sync_fwd_moments(const rn_bn_sync *s, int c, size_t m, const float *shift, double *tot) {
+    double v[(size_t)c + 1], w[c];
+    for (int ch = 0; ch < c; ch++) v[ch] = m ? (double)m * shift[ch] + tot[ch] : 0.0; /* sum(x) */
+    v[c] = (double)m;
+    s->sum(s->ctx, v, c + 1);
+    const double total = v[c];
+    for (int ch = 0; ch < c; ch++) {
+        double mu = v[ch] / total, d = m ? (double)shift[ch] + tot[ch] / (double)m - mu : 0.0;
+        w[ch] = m ? tot[c + ch] - tot[ch] * tot[ch] / (double)m + (double)m * d * d : 0.0; /* about mu */
+    }
+    s->sum(s->ctx, w, c);
+    for (int ch = 0; ch < c; ch++) {
+        double d = v[ch] / total - (double)shift[ch];
+        tot[ch] = total * d;
+        tot[c + ch] = w[ch] + total * d * d;
+    }
+    return total;
+}
+
 /* Training-mode batch normalization, optionally fused with the ReLU that
-** follows (see kernels.h). Statistics are taken about a per-channel shift
-** (the first row) so that the one-pass sum/sum-of-squares does not cancel
-** when |mean| >> std; y is formed as ((x - shift) - (mean - shift)) *
+** follows (see kernels.h), over this rank's rows or, with sync, over every
+** rank's. Statistics are taken about a per-channel shift (the first row)
+** so that the one-pass sum/sum-of-squares does not cancel when
+** |mean| >> std; y is formed as ((x - shift) - (mean - shift)) *
 ** gamma*invstd + beta for the same reason.
 ** x, y: (M,C)  gamma, beta, mean, invstd, running_*: (C) */
-void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
-                            float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
-                            float *y, int flags) {
-    if (m == 0 || c <= 0) return;
+void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+                              float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
+                              float *y, int flags, const rn_bn_sync *sync) {
+    if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c];   /* sum(x - shift), then sum((x - shift)^2) */
-    float coef[2 * (size_t)c];   /* mean - shift, then gamma * invstd */
+    float coef[2 * (size_t)c], zero[c]; /* mean - shift, then gamma * invstd */
+    double total = (double)m;    /* rows over all ranks */
     for (int ch = 0; ch < 2 * c; ch++) tot[ch] = 0.0;
-    const float *shift = x;      /* first row */
+    for (int ch = 0; ch < c; ch++) zero[ch] = 0.0f;
+    const float *shift = m ? x : zero; /* first row */
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -181,10 +210,15 @@ void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma,
         for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
         fwd_moments_rows(r0, r1, c, x, shift, part, part + c);
         ordered_add(2 * c, tot, part);
+        if (sync) {
+#pragma omp master
+            total = sync_fwd_moments(sync, c, m, shift, tot);
+#pragma omp barrier
+        }
 #pragma omp single
         for (int ch = 0; ch < c; ch++) {
-            double dmu = tot[ch] / (double)m;
-            double var = tot[c + ch] / (double)m - dmu * dmu;
+            double dmu = tot[ch] / total;
+            double var = tot[c + ch] / total - dmu * dmu;
             if (var < 0.0) var = 0.0;
             double mu = (double)shift[ch] + dmu, is = 1.0 / sqrt(var + eps);
             mean[ch] = (float)mu;
@@ -192,7 +226,7 @@ void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma,
             coef[ch] = (float)dmu;
             coef[c + ch] = (float)(is * gamma[ch]);
             if (running_mean) {
-                double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+                double unbiased = total > 1 ? var * total / (total - 1) : var;
                 running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
                 running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
             }
@@ -202,6 +236,14 @@ void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma,
         ** all threads are done: y never aliases x in training. */
         apply_rows(r0, r1, c, x, shift, coef, coef + c, beta, flags & RN_FUSE_RELU, y);
     }
+}
+
+/* Training-mode batch normalization of this rank's rows (see kernels.h). */
+void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+                            float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
+                            float *y, int flags) {
+    rn_bn_forward_train_sync(m, c, x, gamma, beta, eps, momentum, running_mean, running_var, mean, invstd, y, flags,
+                             NULL);
 }
 
 /* The unfused training forward (see kernels.h). */
@@ -240,14 +282,18 @@ void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, con
 ** ReLU that followed it (g = dy where y > 0, else 0), with xhat = (x-mean)*invstd:
 **   dx (+)= gamma*invstd * (g - sum(g)/M - xhat * sum(g*xhat)/M),
 **   dgamma += sum(g*xhat), dbeta += sum(g).  dx may be NULL.
+** With sync, the sums in dx and M run over every rank's rows, while
+** dgamma and dbeta take this rank's own (see rn_bn_sync).
 ** x, y, dy, dx: (M,C)  gamma, mean, invstd, dgamma, dbeta: (C) */
-void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
-                       const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags) {
-    if (m == 0 || c <= 0) return;
-    double tot[2 * (size_t)c];   /* sum(g), then sum(g * (x - mean)) */
-    float coef[3 * (size_t)c];   /* k = gamma*invstd, k*sum(g)/M, k*invstd*sum(g*xhat)/M */
+void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
+                         const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags,
+                         const rn_bn_sync *sync) {
+    if ((m == 0 && !sync) || c <= 0) return;
+    double tot[2 * (size_t)c + 1]; /* sum(g), then sum(g * (x - mean)), then rows (sync) */
+    float coef[3 * (size_t)c];     /* k = gamma*invstd, k*sum(g)/M, k*invstd*sum(g*xhat)/M */
     const float *mask = (flags & RN_FUSE_RELU) ? y : NULL;
     for (int ch = 0; ch < 2 * c; ch++) tot[ch] = 0.0;
+    tot[2 * c] = (double)m;
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -256,19 +302,33 @@ void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const fl
         for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
         bwd_moments_rows(r0, r1, c, x, mask, mean, dy, part, part + c);
         ordered_add(2 * c, tot, part);
+#pragma omp master
+        for (int ch = 0; ch < c; ch++) { /* this rank's own parameter gradients */
+            if (dgamma) dgamma[ch] += (float)(tot[c + ch] * (double)invstd[ch]);
+            if (dbeta) dbeta[ch] += (float)tot[ch];
+        }
+        if (sync) {
+#pragma omp master
+            sync->sum(sync->ctx, tot, 2 * c + 1);
+#pragma omp barrier
+        }
 #pragma omp single
         for (int ch = 0; ch < c; ch++) {
             double sx = tot[c + ch] * (double)invstd[ch]; /* sum(g * xhat) */
             double k = (double)gamma[ch] * invstd[ch];
-            if (dgamma) dgamma[ch] += (float)sx;
-            if (dbeta) dbeta[ch] += (float)tot[ch];
             coef[ch] = (float)k;
-            coef[c + ch] = (float)(k * tot[ch] / (double)m);
-            coef[2 * c + ch] = (float)(k * invstd[ch] * sx / (double)m);
+            coef[c + ch] = (float)(k * tot[ch] / tot[2 * c]);
+            coef[2 * c + ch] = (float)(k * invstd[ch] * sx / tot[2 * c]);
         }
         /* implicit barrier: coef is complete */
         if (dx) bwd_apply_rows(r0, r1, c, x, mask, mean, coef, dy, flags & RN_FUSE_SET, dx);
     }
+}
+
+/* Backward of training-mode batch normalization over this rank's rows. */
+void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
+                       const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags) {
+    rn_bn_backward_sync(m, c, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta, flags, NULL);
 }
 
 /* The unfused backward (see kernels.h). */

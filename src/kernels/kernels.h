@@ -127,6 +127,24 @@ void rn_bn_forward_eval_ex(size_t m, int c, const float *x, const float *gamma, 
                            const float *running_mean, const float *running_var, float *y, int flags);
 void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
                        const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags);
+/* Synchronized batchnorm (data-parallel training): sum(ctx, v, n) adds
+** v[0..n) across all ranks in place; it is called by the calling thread's
+** OpenMP master thread only. With it the statistics are those of the
+** global batch: the moments are combined across ranks in the forward
+** (two sums: the mean, then squared deviations about it) and sum(g),
+** sum(g*xhat) in the backward, as torch.nn.SyncBatchNorm does; dgamma and
+** dbeta stay this rank's own (the gradient averaging follows). A rank
+** may have m = 0 rows; it still takes part in the sums. */
+typedef struct {
+    void (*sum)(void *ctx, double *v, int n);
+    void *ctx;
+} rn_bn_sync;
+void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+                              float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
+                              float *y, int flags, const rn_bn_sync *sync);
+void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
+                         const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags,
+                         const rn_bn_sync *sync);
 /* Eval-mode BN folded into the convolution before it: wf = w * s and
 ** bf = (b - running_mean) * s + beta with s = gamma / sqrt(running_var + eps).
 ** w, wf: (rows, Co) (HWIO, rows = K*K*Ci)  bias: (Co) or NULL  bf: (Co) */

@@ -49,6 +49,16 @@ typedef struct {
 ** memory of the layer's own output gradient, which already holds it). */
 enum { RN_G_ACC = 0, RN_G_ZERO, RN_G_SET, RN_G_ALIAS };
 
+/* What data-parallel training (src/dist) adds to a training step:
+** layer_done runs after each layer's backward (its parameter gradients are
+** then final, so their bucket may be sent), and bn, when bn.sum is set,
+** makes training-mode batchnorm use every rank's batch. */
+typedef struct {
+    void (*layer_done)(void *ctx, int layer);
+    void *ctx;
+    rn_bn_sync bn;
+} rn_model_hooks;
+
 /* Where a state_dict tensor lives. */
 typedef enum { RN_T_PARAM, RN_T_BUFFER, RN_T_COUNT } rn_tensor_home;
 
@@ -93,6 +103,7 @@ struct rn_model {
     size_t *prep_off;
     int prep_ok;
     const float *input;  /* the image batch of the current step */
+    const rn_model_hooks *hooks; /* data-parallel training, else NULL (not owned) */
 };
 
 /* Computes every layer's spatial size for an h x w input; fails with a

@@ -514,6 +514,11 @@ static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const flo
     rn_conv_forward_ws(&s, x, wt, b, y, m->ws);
 }
 
+/* The batchnorm synchronization of data-parallel training, or NULL. */
+static const rn_bn_sync *bn_sync(const rn_model *m) {
+    return m->hooks && m->hooks->bn.sum ? &m->hooks->bn : NULL;
+}
+
 /* Runs layer l forward on a batch of n (nothing for a layer fused into
 ** its input's). */
 static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int train) {
@@ -527,9 +532,9 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     case RN_L_CONV: conv_forward(m, l, i, n, x, y); break;
     case RN_L_BN:
         if (train) {
-            rn_bn_forward_train_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
-                                   m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
-                                   m->bn_invstd + l->stat, y, relu);
+            rn_bn_forward_train_sync(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
+                                     m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
+                                     m->bn_invstd + l->stat, y, relu, bn_sync(m));
             m->nbt[l->bn]++;
         } else {
             rn_bn_forward_eval_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
@@ -575,8 +580,8 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     switch (l->kind) {
     case RN_L_CONV: rn_conv_backward_ex(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws, set); break;
     case RN_L_BN:
-        rn_bn_backward_ex(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat, dy,
-                          dx, G + l->w, G + l->b, (l->fuse_relu ? RN_FUSE_RELU : 0) | set);
+        rn_bn_backward_sync(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat,
+                            dy, dx, G + l->w, G + l->b, (l->fuse_relu ? RN_FUSE_RELU : 0) | set, bn_sync(m));
         break;
     case RN_L_RELU:
         if (dx) rn_relu_backward_ex(rows * l->c_out, m->act[i], dy, dx, set);
@@ -616,7 +621,10 @@ void rn_model_backward(rn_model *m, const float *dlogits) {
     int n = m->plan_n, last = m->nlayers - 1;
     memset(m->grads, 0, m->nparams * sizeof(float));
     if (dlogits != m->dact[last]) memcpy(m->dact[last], dlogits, (size_t)n * m->spec.classes * sizeof(float));
-    for (int i = last; i >= 0; i--) layer_backward(m, &m->layers[i], i, n);
+    for (int i = last; i >= 0; i--) {
+        layer_backward(m, &m->layers[i], i, n);
+        if (m->hooks) m->hooks->layer_done(m->hooks->ctx, i);
+    }
 }
 
 /* Forward in training mode, loss, backward; grads hold d(loss)/d(params). */

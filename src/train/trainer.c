@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "core/error.h"
+#include "dist/dist.h"
 #include "train/checkpoint.h"
 #include "train/plot.h"
 
@@ -228,8 +229,14 @@ static rn_status train_batch(rn_trainer *t, const phase *p, long s, const rn_bat
     double lrs[NGROUPS];
     double lr = rn_sched_lr(&p->sched, s), mom = rn_sched_mom(&p->sched, s);
     for (int g = 0; g < NGROUPS; g++) lrs[g] = lr * p->mult[g];
+    rn_dist *d = t->cfg->dist;
+    if (b->n == 0) /* only a data-parallel rank gets an empty slice */
+        return rn_fail(err, RN_ERR_FORMAT, "rank %d: every image of its share of batch %zu was undecodable",
+                       rn_dist_rank(d), t->st.batch);
+    rn_dist_step(d, t->st.step);
     rn_status st = rn_model_train_step(m, b->x, b->labels, b->n, m->input_h, m->input_w, t->cfg->label_smoothing,
                                        NULL, loss, err);
+    if (!st) st = rn_dist_finish_grads(d, loss, err);
     if (st) return st;
     if (!isfinite(*loss))
         return rn_fail(err, RN_ERR_ARG, "step %ld: the loss is %g; training diverged (lower --lr?)%s%s%s",
@@ -266,7 +273,7 @@ static rn_status train_epoch(rn_trainer *t, int *stopped, rn_error *err) {
         long s = (long)(t->st.epoch - p.first) * (long)t->nbatches + (long)t->st.batch;
         if ((st = train_batch(t, &p, s, b, &loss, err))) break;
         t->st.batch++;
-        images += (size_t)b->n;
+        images += (size_t)b->n * (size_t)rn_dist_size(t->cfg->dist);
         double avg = rn_smooth_update(&t->smooth, loss);
         if (t->report) rn_report_batch(t->report, t->st.batch, avg, images / (now() - t0 + 1e-9));
         if (t->cfg->max_steps && t->st.step >= t->cfg->max_steps) {
@@ -282,7 +289,10 @@ static rn_status train_epoch(rn_trainer *t, int *stopped, rn_error *err) {
 static rn_status finish_epoch(rn_trainer *t, double seconds_so_far, double t0, double lr, rn_error *err) {
     rn_eval_result r = {0};
     rn_status st = RN_OK;
-    if (t->valid) st = rn_evaluate(t->m, t->valid, t->cfg->label_smoothing, 0, &r, err);
+    rn_model *m = t->m;
+    /* rank 0's running statistics are the model's (DDP's broadcast_buffers) */
+    st = rn_dist_bcast(t->cfg->dist, m->buffers, m->nbuffers * sizeof(float), err);
+    if (!st && t->valid) st = rn_evaluate_dist(m, t->valid, t->cfg->label_smoothing, 0, t->cfg->dist, &r, err);
     if (st) return st;
     int e = t->st.epoch;
     double secs = seconds_so_far + (now() - t0), train_loss = rn_smooth_value(&t->smooth);
@@ -307,7 +317,8 @@ static rn_status finish_epoch(rn_trainer *t, double seconds_so_far, double t0, d
 
 /* Runs the remaining epochs (see trainer.h). */
 rn_status rn_trainer_fit(rn_trainer *t, rn_error *err) {
-    rn_status st = RN_OK;
+    rn_status st = rn_dist_check_same(t->cfg->dist, rn_model_crc(t->m), "the model's CRC-32 at the start", err);
+    if (st) return st;
     if (t->report && t->st.epoch < total_epochs(t)) rn_report_header(t->report);
     while (!st && t->st.epoch < total_epochs(t)) {
         int stopped = 0;
@@ -357,6 +368,13 @@ static void score_batch(const float *logits, const rn_batch *b, int k, float smo
 /* Evaluates m over the whole validation loader (see trainer.h). */
 rn_status rn_evaluate(rn_model *m, rn_loader *valid, float smoothing, int want_confusion, rn_eval_result *res,
                       rn_error *err) {
+    return rn_evaluate_dist(m, valid, smoothing, want_confusion, NULL, res, err);
+}
+
+/* Evaluates m over this rank's share of the validation loader and sums the
+** counts across ranks (see trainer.h). */
+rn_status rn_evaluate_dist(rn_model *m, rn_loader *valid, float smoothing, int want_confusion, struct rn_dist *dist,
+                           rn_eval_result *res, rn_error *err) {
     int k = m->spec.classes;
     double loss_sum = 0;
     memset(res, 0, sizeof *res);
@@ -367,6 +385,7 @@ rn_status rn_evaluate(rn_model *m, rn_loader *valid, float smoothing, int want_c
     for (;;) {
         const rn_batch *b;
         if (st || (st = rn_loader_next(valid, &b, err)) || !b) break;
+        if (b->n == 0) continue; /* a data-parallel rank's empty slice */
         float *bigger = realloc(logits, (size_t)b->n * k * sizeof(float));
         if (!bigger) {
             st = rn_fail(err, RN_ERR_NOMEM, "out of memory");
@@ -377,6 +396,9 @@ rn_status rn_evaluate(rn_model *m, rn_loader *valid, float smoothing, int want_c
         if (!st) score_batch(logits, b, k, smoothing, res, &loss_sum);
     }
     free(logits);
+    double sums[4] = {loss_sum, res->top1, res->top5, (double)res->n};
+    if (!st && rn_dist_size(dist) > 1 && !(st = rn_dist_sum(dist, sums, 4, err)))
+        loss_sum = sums[0], res->top1 = sums[1], res->top5 = sums[2], res->n = (size_t)sums[3];
     if (st) {
         free(res->confusion);
         res->confusion = NULL;

@@ -14,6 +14,12 @@
 ** batchnorm parameters of each body half. Weight decay skips batchnorm
 ** parameters and biases unless wd_all is set (fastai's default).
 **
+** Data-parallel (cfg->dist with several ranks): the loaders hand each rank
+** its slice of every global batch, the gradients and the loss are averaged
+** across ranks before each step, rank 0's batchnorm running statistics are
+** broadcast before each evaluation, and evaluation sums its counts across
+** ranks. Only the rank given an out_dir and a report writes anything.
+**
 ** Everything random is a function of the seed (initialization, the order
 ** of every epoch, every sample's augmentation), so a run resumed from a
 ** checkpoint continues exactly where it stopped: with the same thread
@@ -47,6 +53,7 @@ typedef struct {
     double clip;           /* gradient 2-norm limit, 0 = off */
     const char *out_dir;   /* checkpoints, log.csv and curves; NULL = none */
     const char *args_json; /* the command line, kept in checkpoints for --resume */
+    struct rn_dist *dist;  /* data-parallel training (attached to the model), or NULL for one process */
 } rn_train_config;
 
 /* Where a run is: what a checkpoint must hold besides weights and optimizer state. */
@@ -85,6 +92,12 @@ const rn_train_state *rn_trainer_state(const rn_trainer *t);
 ** matrix when want_confusion. Free res->confusion with free(). */
 rn_status rn_evaluate(rn_model *m, rn_loader *valid, float smoothing, int want_confusion, rn_eval_result *res,
                       rn_error *err);
+
+/* rn_evaluate on a data-parallel rank: each rank scores its slice of every
+** batch and the totals are summed across ranks (dist NULL: one process;
+** the confusion matrix stays this rank's). */
+rn_status rn_evaluate_dist(rn_model *m, rn_loader *valid, float smoothing, int want_confusion, struct rn_dist *dist,
+                           rn_eval_result *res, rn_error *err);
 
 /* Reads the `args` JSON array saved in DIR/last.state.safetensors (the
 ** command line of the run), for --resume. Caller frees *json. */
