@@ -203,17 +203,12 @@ static int make_model(train_args *o, run *r, uint64_t seed) {
     return 0;
 }
 
-/* Stores what inference needs in the model: class names, input size,
-** normalization and the evaluation resize. */
-static int describe_model(run *r, int h, int w) {
-    rn_model *m = r->model;
-    m->class_names = calloc((size_t)r->train.nclasses, sizeof(char *));
-    for (int i = 0; m->class_names && i < r->train.nclasses; i++)
-        if (!(m->class_names[i] = strdup(r->train.class_names[i]))) return -1;
-    if (!m->class_names) return -1;
-    m->input_h = h, m->input_w = w, m->eval_resize = r->aug.eval_resize;
-    for (int i = 0; i < 3; i++) m->mean[i] = r->aug.mean[i], m->std[i] = r->aug.std[i];
-    return 0;
+/* Stores what inference needs in the model (rn_model_describe). */
+static int describe_model(run *r) {
+    rn_error err;
+    if (!rn_model_describe(r->model, &r->train, &r->aug, &err)) return 0;
+    rn_cli_error("%s", err.msg);
+    return -1;
 }
 
 /* Creates the output directory and any missing parents, as `mkdir -p`
@@ -267,7 +262,7 @@ static int setup_data(train_args *o, run *r) {
     if (threads > 0) omp_set_num_threads((int)threads);
     if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed)) return 1;
     int c = r->model->spec.in_channels < 3 ? r->model->spec.in_channels : 3;
-    if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r, h, w)) return 1;
+    if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r)) return 1;
     rn_session_model_augment(r->model, &r->eval_aug);
     if (rn_session_loader(&r->train, &r->aug, &o->d, 1, (uint64_t)seed, &r->tl) ||
         rn_session_loader(&r->valid, &r->eval_aug, &o->d, 0, (uint64_t)seed, &r->vl))
