@@ -20,6 +20,7 @@ check() {
 
 "$PY" tests/make_data.py fmnist-subset "$T/fm" 512 128 || { echo "cannot build the subset"; exit 1; }
 "$PY" tests/make_data.py folder "$T/img" || { echo "cannot build the image folder"; exit 1; }
+echo '{"label-smoothing": 0.1}' > "$T/run.json"
 
 # 6 steps of batch 64 (stopping inside the first epoch), seed 4, two threads
 "$B" train --data "idx:$T/fm" --epochs 1 --steps 6 --bs 64 --seed 4 --threads 2 --out "$T/cli" > "$T/cli.txt" 2>&1
@@ -42,5 +43,20 @@ check "classify prints 5 classes" test "$(wc -l < "$T/classify.txt")" = 5
 check "classify = resnet predict" cmp -s "$T/classify.txt" "$T/predict.txt"
 "$BUILD/examples/classify" "$T/api1.safetensors" /nonexistent.png 2> "$T/err.txt"
 check "classify: missing file exits 1 naming it" test $? = 1 -a -n "$(grep /nonexistent.png "$T/err.txt")"
+# --json: one parseable record per epoch and nothing else on stdout; --quiet: no output at all
+"$B" train --data "idx:$T/fm" --epochs 2 --bs 128 --blocks 1,1 --widths 8,16 --stem cifar --threads 2 --json \
+    --config "$T/run.json" > "$T/json.txt" 2> "$T/json.err"
+check "train --json exits 0" test $? = 0
+"$PY" - "$T/json.txt" <<'PYEOF' && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL train --json records"; cat "$T/json.txt"; }
+import json, math, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert [r["epoch"] for r in rows] == [0, 1] and all(r["epochs"] == 2 for r in rows), rows
+for r in rows:
+    assert 0 <= r["accuracy"] <= 1 and 0 <= r["top5"] <= 1 and r["seconds"] > 0
+    assert math.isfinite(r["train_loss"]) and math.isfinite(r["valid_loss"])
+PYEOF
+"$B" train --data "idx:$T/fm" --epochs 1 --bs 128 --blocks 1,1 --widths 8,16 --stem cifar --threads 2 --quiet \
+    --out "$T/quiet" > "$T/quiet.txt" 2>&1
+check "train --quiet prints nothing and trains" test $? = 0 -a ! -s "$T/quiet.txt" -a -s "$T/quiet/last.safetensors"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

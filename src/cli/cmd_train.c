@@ -43,7 +43,15 @@ static const char *usage_text =
     "  --steps N            stop after N optimizer steps in all (checkpointing when --out is given)\n"
     "  --seed S             seed of initialization, order and augmentation (default 0)\n"
     "  --threads T          compute threads (default: all cores)\n"
-    RN_DTYPE_HELP;
+    RN_DTYPE_HELP
+    "output:\n"
+    "  --quiet              print nothing but errors\n"
+    "  --json               one JSON object per epoch on stdout instead of the table:\n"
+    "                       {\"epoch\", \"epochs\", \"train_loss\", \"valid_loss\", \"accuracy\", \"top5\", \"seconds\"}\n"
+    "  --config FILE        options from a JSON or TOML file; the command line overrides it\n"
+    "\n"
+    "The progress bar is drawn only on a terminal (NO_COLOR=1: no colour).\n"
+    "exit status: 0 done (or stopped by --steps), 1 failure while running, 2 bad usage\n";
 
 static const char *lr_find_usage =
     "usage: resnet lr-find [options]\n"
@@ -65,7 +73,7 @@ typedef struct {
     rn_train_args t;
     const char *init, *out, *resume, *steps, *seed, *threads, *dtype;
     const char *start_lr, *end_lr, *iters, *plot; /* lr-find */
-    int zero_init_residual, lr_find;
+    int zero_init_residual, lr_find, quiet, json;
 } train_args;
 
 /* Parses argv into *o; returns 1 for --help, -1 on error. Options of the
@@ -76,10 +84,11 @@ static int parse(int argc, char **argv, train_args *o) {
                            {"init", &o->init, 0}, {"seed", &o->seed, 0}, {"threads", &o->threads, 0},
                            {"dtype", &o->dtype, 0}, {"zero-init-residual", 0, &o->zero_init_residual}, {"out", &o->out, 0},
                            {"resume", &o->resume, 0}, {"steps", &o->steps, 0}, {"start-lr", &o->start_lr, 0},
-                           {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0}, {0, 0, 0}};
+                           {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0},
+                           {"quiet", 0, &o->quiet}, {"json", 0, &o->json}, {0, 0, 0}};
     int r = rn_args_parse(cmd, argc, argv, opts);
     if (r) return r;
-    const char *wrong = o->lr_find ? (o->out ? "--out" : o->resume ? "--resume" : o->steps ? "--steps" : NULL)
+    const char *wrong = o->lr_find ? (o->out ? "--out" : o->resume ? "--resume" : o->steps ? "--steps" : o->quiet ? "--quiet" : o->json ? "--json" : NULL)
                                    : (o->start_lr ? "--start-lr" : o->end_lr ? "--end-lr" : o->iters ? "--iters"
                                       : o->plot ? "--plot" : NULL);
     if (wrong) {
@@ -104,6 +113,7 @@ static char *args_json(int argc, char **argv) {
     for (int i = 1; arr && i < argc; i++) {
         const char *a = argv[i];
         int valued = !strchr(a, '=') && i + 1 < argc;
+        if (is_option(a, "--quiet") || is_option(a, "--json")) continue; /* how this run prints, not the run */
         if (is_option(a, "--resume") || is_option(a, "--steps") || is_option(a, "--out")) {
             i += valued;
             continue;
@@ -270,6 +280,24 @@ static int setup_data(train_args *o, run *r) {
     return 0;
 }
 
+/* --json: prints one epoch as a JSON line (NaN as null) for scripts. */
+static int json_epoch(const rn_epoch_info *e, void *user) {
+    (void)user;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", e->epoch);
+    cJSON_AddNumberToObject(o, "epochs", e->epochs);
+    cJSON_AddNumberToObject(o, "train_loss", e->train_loss);
+    cJSON_AddNumberToObject(o, "valid_loss", e->valid_loss);
+    cJSON_AddNumberToObject(o, "accuracy", e->accuracy);
+    cJSON_AddNumberToObject(o, "top5", e->top5);
+    cJSON_AddNumberToObject(o, "seconds", e->seconds);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) printf("%s\n", s), fflush(stdout);
+    free(s);
+    cJSON_Delete(o);
+    return 0;
+}
+
 /* Opens everything and builds the trainer (resuming when asked). */
 static int setup(train_args *o, run *r, int argc, char **argv) {
     rn_error err;
@@ -278,7 +306,8 @@ static int setup(train_args *o, run *r, int argc, char **argv) {
     r->args = args_json(argc, argv);
     r->cfg.out_dir = o->out, r->cfg.args_json = r->args;
     int tty = isatty(STDOUT_FILENO), color = tty && !getenv("NO_COLOR");
-    if (rn_report_create(stdout, tty, color, r->model->spec.classes > 10, &r->report, &err) ||
+    if (o->json) r->cfg.on_epoch = json_epoch;
+    if ((!o->quiet && !o->json && rn_report_create(stdout, tty, color, r->model->spec.classes > 10, &r->report, &err)) ||
         rn_trainer_create(r->model, r->tl, r->vl, &r->cfg, r->report, &r->trainer, &err) ||
         (o->resume && rn_trainer_resume(r->trainer, o->resume, &err))) {
         rn_cli_error("%s", err.msg);
@@ -294,7 +323,7 @@ static void print_skipped(rn_loader *l) {
 }
 
 /* Runs training after setup; returns the exit code. */
-static int train(run *r, const char *out) {
+static int train(run *r, const char *out, int quiet) {
     rn_error err;
     rn_status st = rn_trainer_fit(r->trainer, &err);
     print_skipped(r->tl);
@@ -306,6 +335,7 @@ static int train(run *r, const char *out) {
     const rn_train_state *s = rn_trainer_state(r->trainer);
     size_t skipped = rn_loader_skipped(r->tl) + rn_loader_skipped(r->vl);
     if (skipped) fprintf(stderr, "resnet: %zu image files could not be decoded and were skipped\n", skipped);
+    if (quiet) return 0;
     if (out && s->batch > 0)
         printf("stopped at epoch %d, batch %zu (step %ld); continue with: resnet train --resume %s\n", s->epoch,
                s->batch, s->step, out);
@@ -331,7 +361,7 @@ int rn_cmd_train(int argc, char **argv) {
         if (!o.out) o.out = dir;
     }
     code = setup(&o, &r, n, v ? v : argv);
-    if (!code) code = train(&r, o.out);
+    if (!code) code = train(&r, o.out, o.quiet || o.json);
     run_free(&r);
     free_argv(v, n);
     return code;
