@@ -5,6 +5,10 @@
 #   make WERROR=1   warnings are errors (CI)
 #   make MPI=0      build without MPI even when OpenMPI is installed (the
 #                   default uses it when `pkg-config mpi` finds it)
+#   make install PREFIX=/usr/local [DESTDIR=...]
+#                   lib/libresnet.so.VERSION (SONAME libresnet.so.MAJOR) and
+#                   its links, lib/libresnet.a, include/resnet.h,
+#                   lib/pkgconfig/resnet.pc, bin/resnet, share/man/man1/resnet.1
 
 CC      ?= cc
 SAN     ?= 0
@@ -28,11 +32,17 @@ LIB_SRC := $(wildcard src/core/*.c src/kernels/*.c src/model/*.c src/io/*.c src/
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
-TESTS   := test_kernels test_safetensors test_model parity_driver optim_driver test_report test_augment test_data
+TESTS   := test_kernels test_safetensors test_model parity_driver optim_driver test_report test_augment test_data test_api
+EXAMPLES := classify train
+# The version in include/resnet.h; the SONAME carries the major number.
+VERSION := $(shell sed -n 's/^\#define RN_VERSION "\(.*\)"/\1/p' include/resnet.h)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
 
 .SECONDARY:
 
-all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(TESTS:%=$(BUILD)/%) \
+all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(TESTS:%=$(BUILD)/%) $(EXAMPLES:%=$(BUILD)/examples/%) \
      $(if $(HAVE_MPI),$(BUILD)/bench_allreduce)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
@@ -43,12 +53,16 @@ $(BUILD)/libresnet.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/libresnet.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libresnet.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libresnet.so.$(MAJOR) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/resnet: $(CLI_OBJ) $(BUILD)/libresnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/test_%: $(BUILD)/obj/tests/test_%.o $(BUILD)/libresnet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(BUILD)/libresnet.a
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/parity_driver: $(BUILD)/obj/tests/parity_driver.o $(BUILD)/libresnet.a
@@ -68,7 +82,29 @@ test: all
 	./tests/run.sh build-san
 	./tests/run.sh build
 
+# Installs the library, header, pkg-config file, program and man page
+# under $(DESTDIR)$(PREFIX). The .pc lists the static dependencies in
+# Libs.private, so `pkg-config --static --libs resnet` links libresnet.a.
+install: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/libresnet.so $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION)
+	ln -sf libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libresnet.so.$(MAJOR)
+	ln -sf libresnet.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libresnet.so
+	install -m 644 $(BUILD)/libresnet.a $(DESTDIR)$(LIBDIR)/libresnet.a
+	install -m 644 include/resnet.h $(DESTDIR)$(PREFIX)/include/resnet.h
+	install -m 755 $(BUILD)/resnet $(DESTDIR)$(PREFIX)/bin/resnet
+	install -m 644 man/resnet.1 $(DESTDIR)$(PREFIX)/share/man/man1/resnet.1
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|-fopenmp $(LDLIBS)|' resnet.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/resnet.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libresnet.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libresnet.so.$(MAJOR) \
+	    $(DESTDIR)$(LIBDIR)/libresnet.so $(DESTDIR)$(LIBDIR)/libresnet.a $(DESTDIR)$(PREFIX)/include/resnet.h \
+	    $(DESTDIR)$(PREFIX)/bin/resnet $(DESTDIR)$(PREFIX)/share/man/man1/resnet.1 \
+	    $(DESTDIR)$(LIBDIR)/pkgconfig/resnet.pc
+
 clean:
 	rm -rf build build-san
 
-.PHONY: all test clean
+.PHONY: all test clean install uninstall

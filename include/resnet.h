@@ -7,7 +7,23 @@
 ** never prints, never exits and never aborts on bad input.
 **
 ** Thread safety: distinct rn_model objects may be used from distinct
-** threads; one rn_model is not safe to use from two threads at once.
+** threads freely. On ONE model, the running calls (rn_model_forward,
+** rn_model_train_step, rn_classify_file, rn_classify_pixels) may be made
+** from several threads at once: a lock inside the model serializes the
+** network passes (each pass already uses every core through OpenMP), and
+** the preprocessing runs in the calling thread. Calls that change a model
+** (rn_model_init, rn_model_load, rn_model_set_precision, writing through
+** rn_model_params, rn_train) and rn_model_free must not overlap any other
+** call on the same model.
+**
+** Ownership: every object made by an rn_*_create or rn_model_open is
+** released by its rn_*_free; pointers returned by accessors belong to the
+** object and live as long as it does. Arrays passed in are only read
+** during the call, unless a comment says otherwise.
+**
+** Versioning: RN_VERSION_MAJOR/MINOR/PATCH are the version of this header,
+** rn_version() that of the library linked; the shared library's SONAME
+** (libresnet.so.MAJOR) changes when the ABI does.
 */
 #ifndef RESNET_H
 #define RESNET_H
@@ -19,7 +35,10 @@
 extern "C" {
 #endif
 
-#define RN_VERSION "0.1.0"
+#define RN_VERSION_MAJOR 0
+#define RN_VERSION_MINOR 2
+#define RN_VERSION_PATCH 0
+#define RN_VERSION "0.2.0"
 
 /* Error codes. */
 typedef enum {
@@ -38,8 +57,13 @@ typedef struct {
     char msg[1024];
 } rn_error;
 
-/* Returns the library version string, RN_VERSION. */
+/* Returns the linked library's version string ("MAJOR.MINOR.PATCH", the
+** RN_VERSION it was built with). Static storage; thread-safe. */
 const char *rn_version(void);
+
+/* A short English name of a status code ("bad argument", "I/O error", ...).
+** Static storage; thread-safe. */
+const char *rn_status_name(rn_status code);
 
 /* ---- architecture ----------------------------------------------------- */
 
@@ -155,6 +179,108 @@ rn_status rn_model_train_step(rn_model *m, const float *x, const int *labels, in
 ** rn_model_params again before the next. */
 float *rn_model_params(rn_model *m);
 float *rn_model_grads(rn_model *m);
+
+/* ---- classifying images ----------------------------------------------- */
+
+/* Element type of a pixel buffer: bytes 0..255, or floats in [0, 1]
+** (value/255; rounded to 8 bits, the precision of image files, before
+** the model's preprocessing). */
+typedef enum { RN_PIXELS_RGB8 = 0, RN_PIXELS_FLOAT = 1 } rn_pixel_type;
+/* Memory order of a pixel buffer: (H,W,C) interleaved or (C,H,W) planar. */
+typedef enum { RN_LAYOUT_NHWC = 0, RN_LAYOUT_NCHW = 1 } rn_layout;
+
+/* One image in memory, of any size. channels is 1 (gray), 3 (RGB) or 4
+** (RGBA; alpha is dropped). */
+typedef struct {
+    const void *data;     /* h*w*channels elements of `type` */
+    rn_pixel_type type;
+    rn_layout layout;
+    int height, width, channels;
+} rn_pixels;
+
+/* Classifies one image with the model's own preprocessing, as `resnet
+** predict` does: the input size, the evaluation resize (shorter side, then
+** center crop), gray<->RGB conversion and mean/std a model file carries
+** (rn_model_open; a model made with rn_model_create uses 224x224 or 32x32
+** and ImageNet statistics until trained with rn_train or loaded).
+** Writes rn_model_spec(m)->classes softmax probabilities to probs.
+** Thread-safe on one model (see the top of this header). */
+rn_status rn_classify_pixels(rn_model *m, const rn_pixels *img, float *probs, rn_error *err);
+/* The same for a JPEG or PNG file (recognized by content; EXIF orientation
+** applied). Errors name the file. */
+rn_status rn_classify_file(rn_model *m, const char *path, float *probs, rn_error *err);
+
+/* Fills idx with the indices of the k largest of n values, largest first
+** (ties: lower index first); returns the number written (min(k, n)). */
+int rn_top_k(const float *values, int n, int k, int *idx);
+/* Class i's name from the model file ("T-shirt/top"), or NULL when the
+** model has no names or i is out of range. Owned by the model. */
+const char *rn_model_class_name(const rn_model *m, int i);
+
+/* ---- training ----------------------------------------------------------- */
+
+/* What the per-step callback sees, after each optimizer step. */
+typedef struct {
+    int epoch;            /* 0-based */
+    long step;            /* optimizer steps taken so far, this one included */
+    size_t batch, batches; /* batches done in this epoch, and per epoch */
+    double loss;          /* this batch's loss */
+    double smooth_loss;   /* the smoothed running loss (what the progress bar shows) */
+    double lr;            /* the head's learning rate of this step */
+} rn_step_info;
+
+/* What the per-epoch callback sees, after validation. NaN where there is
+** no validation set. */
+typedef struct {
+    int epoch, epochs;    /* 0-based epoch just finished, of `epochs` */
+    double train_loss;    /* smoothed training loss at the end of the epoch */
+    double valid_loss, accuracy, top5;
+    double seconds;       /* of this epoch, validation included */
+} rn_epoch_info;
+
+/* Callbacks return 0 to go on, non-zero to stop training (early stopping):
+** after this step (the position is checkpointed when out_dir is set), or
+** after this epoch. They run in the thread that called rn_train. */
+typedef int (*rn_step_callback)(const rn_step_info *info, void *user);
+typedef int (*rn_epoch_callback)(const rn_epoch_info *info, void *user);
+
+/* A training run: the defaults of `resnet train` (see rn_train_defaults). */
+typedef struct {
+    const char *data;     /* "fashion-mnist", "idx:DIR", "cifar10:DIR", "cifar100:DIR", or an image
+                             folder DIR with DIR/train/<class>/ and DIR/val/<class>/ */
+    int height, width;    /* input size; 0 = 28 (IDX), 32 (CIFAR), 224 (folders) */
+    int epochs;           /* 5 */
+    int batch;            /* 128 */
+    const char *optimizer;/* "adamw" (default), "adam" or "sgd" */
+    double lr;            /* peak of the one-cycle schedule; 0 = 3e-3 (Adam/AdamW), 0.1 (SGD) */
+    double weight_decay;  /* < 0 = 0.01 AdamW, 0 Adam, 5e-4 SGD */
+    uint64_t seed;        /* order and augmentation (the model is initialized by the caller) */
+    long max_steps;       /* stop after this many steps (0 = no limit) */
+    int workers;          /* loader threads; -1 = 0 for IDX/CIFAR, 1 for folders */
+    const char *out_dir;  /* existing directory for checkpoints, log.csv and curves.png; NULL = none */
+    rn_step_callback on_step;   /* may be NULL */
+    rn_epoch_callback on_epoch; /* may be NULL */
+    void *user;           /* passed to the callbacks */
+} rn_train_options;
+
+/* The class count and image channels (1 gray, 3 colour) of a dataset spec
+** (see rn_train_options.data), to build a model that fits it. Reads the
+** labels (and scans an image folder); errors name the file. */
+rn_status rn_data_info(const char *data, int *classes, int *channels, rn_error *err);
+
+/* Fills *o with the defaults above (data "fashion-mnist"). */
+void rn_train_defaults(rn_train_options *o);
+
+/* Trains m on o->data with `resnet train`'s recipe: the data kind's
+** augmentation preset, normalization by the training set's statistics
+** (ImageNet's for folders), one-cycle schedule, validation after every
+** epoch. m's class count and input channels must match the data
+** (RN_ERR_MISMATCH otherwise); its class names, input size and
+** normalization are set so that rn_model_save writes a file that
+** rn_classify_* and `resnet predict` use as trained. With the same seed
+** and thread count, the weights equal those of `resnet train` with the
+** same settings. Not thread-safe on m (nothing else may use m meanwhile). */
+rn_status rn_train(rn_model *m, const rn_train_options *o, rn_error *err);
 
 /* ---- optimizer -------------------------------------------------------- */
 

@@ -11,6 +11,12 @@ for cmd in summary init forward; do
     "$B" "$cmd" --help | grep -q "usage: resnet $cmd" && ok || bad "$cmd --help"
 done
 "$B" --version | grep -q '^resnet [0-9]' && ok || bad "--version"
+for cmd in train lr-find eval predict bench; do
+    "$B" "$cmd" --help | grep -q "usage: resnet $cmd" && ok || bad "$cmd --help"
+done
+"$B" --help | grep -q "exit status: 0 success, 1 failure while running, 2 bad usage" && ok || bad "--help: exit codes"
+"$B" train --help | grep -q -- "--json" && ok || bad "train --help: --json"
+
 
 for spec in "resnet18 11689512" "resnet34 21797672" "resnet50 25557032" "resnet101 44549160" "resnet152 60192808"; do
     set -- $spec
@@ -37,6 +43,21 @@ expect_usage_error "unknown command" "unknown command" frobnicate
 expect_usage_error "init without --out" "out FILE is required" init --arch resnet18
 expect_usage_error "bad shortcut" "must be A or B" summary --arch resnet20 --shortcut C
 expect_usage_error "NaN bn eps" "finite number" init --arch resnet20 --bn-eps nan --out x.safetensors
+
+# --config: TOML and JSON files give the same as the flags; the command line overrides them
+C=$(mktemp -d /tmp/rn_cli_config.XXXXXX)
+printf '# a custom net\nblocks = [2, 2]   # per stage\nwidths = "8,16"\nblock = "basic"\nstem = "cifar"\nclasses = 3\nsize = "20x28"\n' > "$C/run.toml"
+printf '{"blocks": [2, 2], "widths": "8,16", "block": "basic", "stem": "cifar", "classes": 3, "size": "20x28"}' > "$C/run.json"
+want=$("$B" summary --blocks 2,2 --widths 8,16 --block basic --stem cifar --classes 3 --size 20x28)
+[ -n "$want" ] && [ "$("$B" summary --config "$C/run.toml")" = "$want" ] && ok || bad "--config TOML = flags"
+[ "$("$B" summary --config="$C/run.json")" = "$want" ] && ok || bad "--config JSON = flags"
+"$B" summary --config "$C/run.toml" --classes 5 | grep -q "fc .* 5 x    1 x 1" && ok || bad "--config: the command line overrides"
+printf 'classes = 3\n[table]\n' > "$C/bad.toml"
+expect_usage_error "--config bad line" "bad.toml:2: expected key = value" summary --config "$C/bad.toml"
+expect_usage_error "--config missing file" "cannot read $C/none.json" summary --config "$C/none.json"
+printf '{"classes": {"x": 1}}' > "$C/bad.json"
+expect_usage_error "--config JSON object value" "'classes' must be a string" summary --config "$C/bad.json"
+rm -rf "$C"
 
 msg=$("$B" forward --model /nonexistent.safetensors --input x --output y 2>&1)
 [ $? = 1 ] && echo "$msg" | grep -q "/nonexistent.safetensors" && ok || bad "forward names a missing model file"

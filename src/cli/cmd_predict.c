@@ -25,43 +25,20 @@ static const char *usage_text =
     "  --threads T      compute threads (default: all cores)\n"
     "  --dtype T        fp32 (default) or bf16 (convolutions in bfloat16, AVX512_BF16)\n";
 
-/* Softmax of k logits into p, in double. */
-static void softmax(const float *z, int k, double *p) {
-    double mx = z[0], sum = 0;
-    for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
-    for (int j = 0; j < k; j++) sum += p[j] = exp(z[j] - mx);
-    for (int j = 0; j < k; j++) p[j] /= sum;
-}
-
-/* Fills idx with the k indices of the largest p, largest first. */
-static void top_indices(const double *p, int n, int k, int *idx) {
-    for (int i = 0; i < k; i++) {
-        int best = -1;
-        for (int j = 0; j < n; j++) {
-            int used = 0;
-            for (int q = 0; q < i; q++) used |= idx[q] == j;
-            if (!used && (best < 0 || p[j] > p[best])) best = j;
-        }
-        idx[i] = best;
-    }
-}
-
-/* Classifies one image file and prints its top-k; returns 0 or -1. */
-static int predict_one(rn_model *m, const rn_augment *aug, const char *path, int topk, const char *show, int index,
-                       float *x, float *logits, double *p) {
+/* Classifies one image file with the library's preprocessing (the path
+** of rn_classify_file, keeping the decoded image for --show) and prints
+** its top-k; returns 0 or -1. */
+static int predict_one(rn_model *m, const char *path, int topk, const char *show, int index, float *p) {
     rn_image im;
     rn_error err;
-    int k = m->spec.classes, idx[64];
-    if (rn_image_decode_file(path, aug->eval_resize ? aug->eval_resize : (aug->out_h < aug->out_w ? aug->out_h : aug->out_w),
-                             &im, &err)) {
+    int idx[64];
+    if (rn_model_decode_file(m, path, &im, &err)) {
         rn_cli_error("%s", err.msg);
         return -1;
     }
-    rn_augment_sample(aug, &im, 0, 0, x);
-    int st = rn_model_forward(m, x, 1, aug->out_h, aug->out_w, 0, logits, &err);
+    int st = rn_classify_image(m, &im, p, &err);
     if (!st) {
-        softmax(logits, k, p);
-        top_indices(p, k, topk, idx);
+        rn_top_k(p, m->spec.classes, topk, idx);
         printf("%s\n", path);
         for (int i = 0; i < topk; i++)
             printf("  %-28s %.4f\n", m->class_names ? m->class_names[idx[i]] : "?", p[idx[i]]);
@@ -81,7 +58,7 @@ static int predict_one(rn_model *m, const rn_augment *aug, const char *path, int
 
 /* Splits argv into options and image paths (images are the non-option words). */
 static void split_args(int argc, char **argv, char **opt_argv, int *opt_argc, char **images, int *nimages) {
-    static const char *valued[] = {"--model", "--topk", "--show", "--threads"};
+    static const char *valued[] = {"--model", "--topk", "--show", "--threads", "--dtype"};
     *opt_argc = 1, *nimages = 0;
     opt_argv[0] = argv[0];
     for (int i = 1; i < argc; i++) {
@@ -90,7 +67,7 @@ static void split_args(int argc, char **argv, char **opt_argv, int *opt_argc, ch
             continue;
         }
         opt_argv[(*opt_argc)++] = argv[i];
-        for (size_t v = 0; v < 4 && i + 1 < argc; v++)
+        for (size_t v = 0; v < sizeof valued / sizeof valued[0] && i + 1 < argc; v++)
             if (!strcmp(argv[i], valued[v])) opt_argv[(*opt_argc)++] = argv[++i];
     }
 }
@@ -105,20 +82,15 @@ static int predict_all(const char *model, char **images, int ni, long topk, cons
         return 1;
     }
     if (rn_session_set_precision("predict", m, prec)) return rn_model_free(m), 1;
-    rn_augment aug;
-    rn_session_model_augment(m, &aug);
     int k = m->spec.classes, failed = 0;
     if (topk > k) topk = k;
-    float *x = malloc((size_t)aug.out_h * aug.out_w * aug.out_c * sizeof(float));
-    float *logits = malloc((size_t)k * sizeof(float));
-    double *p = malloc((size_t)k * sizeof(double));
-    if (!x || !logits || !p) {
+    float *p = malloc((size_t)k * sizeof(float));
+    if (!p) {
         rn_cli_error("out of memory");
         failed = 1;
     }
-    for (int i = 0; x && logits && p && i < ni; i++)
-        failed |= predict_one(m, &aug, images[i], (int)topk, show, i, x, logits, p) != 0;
-    free(x), free(logits), free(p);
+    for (int i = 0; p && i < ni; i++) failed |= predict_one(m, images[i], (int)topk, show, i, p) != 0;
+    free(p);
     rn_model_free(m);
     return failed ? 1 : 0;
 }

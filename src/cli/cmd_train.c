@@ -49,7 +49,15 @@ static const char *usage_text =
     "which N must divide; rank 0 prints and writes the checkpoints):\n"
     "  --sync-bn            batchnorm statistics over the global batch (default: per rank)\n"
     "  --bucket-mb MB       gradient allreduce bucket size (default 1)\n"
-    "  --dist-timeout S     seconds to wait for a silent rank before failing the job (default 300)\n";
+    "  --dist-timeout S     seconds to wait for a silent rank before failing the job (default 300)\n"
+    "output:\n"
+    "  --quiet              print nothing but errors\n"
+    "  --json               one JSON object per epoch on stdout instead of the table:\n"
+    "                       {\"epoch\", \"epochs\", \"train_loss\", \"valid_loss\", \"accuracy\", \"top5\", \"seconds\"}\n"
+    "  --config FILE        options from a JSON or TOML file; the command line overrides it\n"
+    "\n"
+    "The progress bar is drawn only on a terminal (NO_COLOR=1: no colour).\n"
+    "exit status: 0 done (or stopped by --steps), 1 failure while running, 2 bad usage\n";
 
 static const char *lr_find_usage =
     "usage: resnet lr-find [options]\n"
@@ -72,7 +80,7 @@ typedef struct {
     const char *init, *out, *resume, *steps, *seed, *threads, *dtype;
     const char *start_lr, *end_lr, *iters, *plot; /* lr-find */
     const char *bucket_mb, *dist_timeout;         /* data-parallel */
-    int zero_init_residual, lr_find, sync_bn;
+    int zero_init_residual, lr_find, quiet, json, sync_bn;
 } train_args;
 
 /* Parses argv into *o; returns 1 for --help, -1 on error. Options of the
@@ -84,13 +92,14 @@ static int parse(int argc, char **argv, train_args *o) {
                            {"dtype", &o->dtype, 0}, {"zero-init-residual", 0, &o->zero_init_residual}, {"out", &o->out, 0},
                            {"resume", &o->resume, 0}, {"steps", &o->steps, 0}, {"start-lr", &o->start_lr, 0},
                            {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0},
+                           {"quiet", 0, &o->quiet}, {"json", 0, &o->json},
                            {"sync-bn", 0, &o->sync_bn}, {"bucket-mb", &o->bucket_mb, 0},
                            {"dist-timeout", &o->dist_timeout, 0}, {0, 0, 0}};
     int r = rn_args_parse(cmd, argc, argv, opts);
     if (r) return r;
     const char *wrong = o->lr_find ? (o->out ? "--out" : o->resume ? "--resume" : o->steps ? "--steps"
-                                      : o->sync_bn ? "--sync-bn" : o->bucket_mb ? "--bucket-mb"
-                                      : o->dist_timeout ? "--dist-timeout" : NULL)
+                                      : o->quiet ? "--quiet" : o->json ? "--json" : o->sync_bn ? "--sync-bn"
+                                      : o->bucket_mb ? "--bucket-mb" : o->dist_timeout ? "--dist-timeout" : NULL)
                                    : (o->start_lr ? "--start-lr" : o->end_lr ? "--end-lr" : o->iters ? "--iters"
                                       : o->plot ? "--plot" : NULL);
     if (wrong) {
@@ -115,6 +124,7 @@ static char *args_json(int argc, char **argv) {
     for (int i = 1; arr && i < argc; i++) {
         const char *a = argv[i];
         int valued = !strchr(a, '=') && i + 1 < argc;
+        if (is_option(a, "--quiet") || is_option(a, "--json")) continue; /* how this run prints, not the run */
         if (is_option(a, "--resume") || is_option(a, "--steps") || is_option(a, "--out")) {
             i += valued;
             continue;
@@ -215,17 +225,12 @@ static int make_model(train_args *o, run *r, uint64_t seed) {
     return 0;
 }
 
-/* Stores what inference needs in the model: class names, input size,
-** normalization and the evaluation resize. */
-static int describe_model(run *r, int h, int w) {
-    rn_model *m = r->model;
-    m->class_names = calloc((size_t)r->train.nclasses, sizeof(char *));
-    for (int i = 0; m->class_names && i < r->train.nclasses; i++)
-        if (!(m->class_names[i] = strdup(r->train.class_names[i]))) return -1;
-    if (!m->class_names) return -1;
-    m->input_h = h, m->input_w = w, m->eval_resize = r->aug.eval_resize;
-    for (int i = 0; i < 3; i++) m->mean[i] = r->aug.mean[i], m->std[i] = r->aug.std[i];
-    return 0;
+/* Stores what inference needs in the model (rn_model_describe). */
+static int describe_model(run *r) {
+    rn_error err;
+    if (!rn_model_describe(r->model, &r->train, &r->aug, &err)) return 0;
+    rn_cli_error("%s", err.msg);
+    return -1;
 }
 
 /* Creates the output directory and any missing parents, as `mkdir -p`
@@ -299,11 +304,29 @@ static int setup_data(train_args *o, run *r) {
     if (threads > 0) omp_set_num_threads((int)threads);
     if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed)) return 1;
     int c = r->model->spec.in_channels < 3 ? r->model->spec.in_channels : 3;
-    if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r, h, w)) return 1;
+    if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r)) return 1;
     rn_session_model_augment(r->model, &r->eval_aug);
     if (make_loader(r, &r->train, &r->aug, &o->d, 1, (uint64_t)seed, &r->tl) ||
         make_loader(r, &r->valid, &r->eval_aug, &o->d, 0, (uint64_t)seed, &r->vl))
         return 1;
+    return 0;
+}
+
+/* --json: prints one epoch as a JSON line (NaN as null) for scripts. */
+static int json_epoch(const rn_epoch_info *e, void *user) {
+    (void)user;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "epoch", e->epoch);
+    cJSON_AddNumberToObject(o, "epochs", e->epochs);
+    cJSON_AddNumberToObject(o, "train_loss", e->train_loss);
+    cJSON_AddNumberToObject(o, "valid_loss", e->valid_loss);
+    cJSON_AddNumberToObject(o, "accuracy", e->accuracy);
+    cJSON_AddNumberToObject(o, "top5", e->top5);
+    cJSON_AddNumberToObject(o, "seconds", e->seconds);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) printf("%s\n", s), fflush(stdout);
+    free(s);
+    cJSON_Delete(o);
     return 0;
 }
 
@@ -322,7 +345,9 @@ static int setup(train_args *o, run *r, int argc, char **argv) {
     r->args = args_json(argc, argv);
     r->cfg.out_dir = lead ? o->out : NULL, r->cfg.args_json = r->args, r->cfg.dist = r->dist;
     int tty = isatty(STDOUT_FILENO), color = tty && !getenv("NO_COLOR");
-    if ((lead && rn_report_create(stdout, tty, color, r->model->spec.classes > 10, &r->report, &err)) ||
+    if (o->json && lead) r->cfg.on_epoch = json_epoch;
+    if ((lead && !o->quiet && !o->json &&
+         rn_report_create(stdout, tty, color, r->model->spec.classes > 10, &r->report, &err)) ||
         rn_dist_attach(r->dist, r->model, &dc, &err) ||
         rn_trainer_create(r->model, r->tl, r->vl, &r->cfg, r->report, &r->trainer, &err) ||
         (o->resume && rn_trainer_resume(r->trainer, o->resume, &err))) {
@@ -339,7 +364,7 @@ static void print_skipped(rn_loader *l) {
 }
 
 /* Runs training after setup; returns the exit code. */
-static int train(run *r, const char *out) {
+static int train(run *r, const char *out, int quiet) {
     rn_error err;
     rn_status st = rn_trainer_fit(r->trainer, &err);
     print_skipped(r->tl);
@@ -351,10 +376,10 @@ static int train(run *r, const char *out) {
     const rn_train_state *s = rn_trainer_state(r->trainer);
     size_t skipped = rn_loader_skipped(r->tl) + rn_loader_skipped(r->vl);
     if (skipped) fprintf(stderr, "resnet: %zu image files could not be decoded and were skipped\n", skipped);
-    if (rn_dist_size(r->dist) > 1 && r->report)
+    if (rn_dist_size(r->dist) > 1 && rn_dist_rank(r->dist) == 0 && !quiet)
         fprintf(stderr, "resnet: %d ranks, %d gradient buckets; %.2f s of the run waited for gradient sums after "
                 "backward\n", rn_dist_size(r->dist), rn_dist_nbuckets(r->dist), rn_dist_wait_seconds(r->dist));
-    if (rn_dist_rank(r->dist) > 0) return 0;
+    if (quiet || rn_dist_rank(r->dist) > 0) return 0;
     if (out && s->batch > 0)
         printf("stopped at epoch %d, batch %zu (step %ld); continue with: resnet train --resume %s\n", s->epoch,
                s->batch, s->step, out);
@@ -392,7 +417,7 @@ static int train_cmd(int argc, char **argv, run *rp) {
         if (!o.out) o.out = dir;
     }
     code = setup(&o, &r, n, v ? v : argv);
-    if (!code) code = train(&r, o.out);
+    if (!code) code = train(&r, o.out, o.quiet || o.json);
     run_free(&r);
     free_argv(v, n);
     return code;

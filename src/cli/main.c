@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "cli/args.h"
 #include "dist/dist.h"
+#include "cli/config.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -30,7 +31,11 @@ static void usage(FILE *f) {
     fprintf(f, "usage: resnet <command> [options]\n       resnet <command> --help\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
-    fprintf(f, "\n  --version  print the version\n");
+    fprintf(f, "\n  --version  print the version\n"
+               "\nEvery command takes --config FILE: options from a JSON object or TOML key = value\n"
+               "lines (keys are option names; command-line options override them).\n"
+               "NO_COLOR=1 turns colour off; the progress bar is drawn only on a terminal.\n"
+               "\nexit status: 0 success, 1 failure while running, 2 bad usage. See resnet(1).\n");
 }
 
 /* Finds the command and runs it with the remaining arguments. */
@@ -43,8 +48,15 @@ int main(int argc, char **argv) {
         printf("resnet %s\nMPI: %s\n", rn_version(), rn_dist_backend());
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        int n;
+        char **v;
+        if (rn_config_expand(argc - 1, argv + 1, &n, &v)) return 2;
+        int code = commands[i].run(n, v ? v : argv + 1);
+        rn_config_free(n, v);
+        return code;
+    }
     rn_cli_error("unknown command '%s' (see 'resnet --help')", argv[1]);
     return 2;
 }

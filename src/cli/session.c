@@ -21,12 +21,7 @@ int rn_session_open_data(const char *spec, const char *labels, rn_dataset *train
 }
 
 /* The augmentation preset a data spec gets by default. */
-const char *rn_session_kind(const char *spec) {
-    if (!spec || !strcmp(spec, "fashion-mnist")) return "fashion-mnist";
-    if (!strncmp(spec, "idx:", 4)) return "idx";
-    if (!strncmp(spec, "cifar10:", 8) || !strncmp(spec, "cifar100:", 9)) return "cifar";
-    return "imagenet";
-}
+const char *rn_session_kind(const char *spec) { return rn_dataset_preset_name(spec); }
 
 /* The preset the options ask for: --preset, else the data kind's. */
 static const char *preset_of(const rn_data_args *a) { return a->preset ? a->preset : rn_session_kind(a->data); }
@@ -109,12 +104,7 @@ int rn_session_augment(const rn_data_args *a, const rn_dataset *train, int h, in
 }
 
 /* The evaluation transform stored with a model. */
-void rn_session_model_augment(const rn_model *m, rn_augment *aug) {
-    int h = m->input_h > 0 ? m->input_h : 224, w = m->input_w > 0 ? m->input_w : 224;
-    rn_augment_default(aug, h, w, m->spec.in_channels < 3 ? m->spec.in_channels : 3);
-    aug->eval_resize = m->eval_resize;
-    for (int i = 0; i < 3; i++) aug->mean[i] = m->mean[i], aug->std[i] = m->std[i] > 0 ? m->std[i] : 1;
-}
+void rn_session_model_augment(const rn_model *m, rn_augment *aug) { rn_model_eval_augment(m, aug); }
 
 /* Fills the loader configuration of d from the options (see session.h). */
 int rn_session_loader_config(const rn_dataset *d, const rn_data_args *a, int train, uint64_t seed,

@@ -65,8 +65,8 @@ int rn_train_config_from_args(const rn_train_args *t, rn_train_config *c) {
     if (!t->mom_min && c->sched != RN_SCHED_ONECYCLE) mom_min = mom;
     c->epochs = (int)epochs, c->freeze_epochs = (int)freeze, c->warmup_epochs = (int)warmup;
     c->lr = lr, c->lr_mult = lr_mult, c->mom_max = mom, c->mom_min = mom_min;
-    c->optim.weight_decay = (float)wd, c->optim.nesterov = t->nesterov, c->optim.beta2 = (float)beta2;
-    c->optim.eps = (float)eps, c->wd_all = t->wd_all;
+    c->optim.weight_decay = (float)wd, c->optim.nesterov = t->nesterov, c->optim.beta2 = beta2;
+    c->optim.eps = eps, c->wd_all = t->wd_all;
     c->pct_start = pct, c->div = div, c->final_div = fdiv, c->gamma = gamma;
     c->label_smoothing = (float)ls, c->clip = clip;
     return 0;

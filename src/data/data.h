@@ -54,6 +54,9 @@ typedef struct {
 rn_status rn_dataset_open(const char *spec, const char *labels_file, rn_dataset *train,
                           rn_dataset *valid, rn_error *err);
 void rn_dataset_free(rn_dataset *d);
+/* The augmentation preset a dataset spec gets by default: "fashion-mnist"
+** (also for NULL), "idx", "cifar" or "imagenet" (image folders). */
+const char *rn_dataset_preset_name(const char *spec);
 
 /* Fills *out with sample i. Memory datasets copy the pixels; file datasets
 ** decode the file. `min_side` > 0 lets a JPEG be decoded at a reduced scale

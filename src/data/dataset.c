@@ -143,3 +143,11 @@ rn_status rn_dataset_get(const rn_dataset *d, size_t i, int min_side, rn_image *
     out->c = d->c;
     return RN_OK;
 }
+
+/* The augmentation preset of a dataset spec (see data.h). */
+const char *rn_dataset_preset_name(const char *spec) {
+    if (!spec || !strcmp(spec, "fashion-mnist")) return "fashion-mnist";
+    if (!strncmp(spec, "idx:", 4)) return "idx";
+    if (!strncmp(spec, "cifar10:", 8) || !strncmp(spec, "cifar100:", 9)) return "cifar";
+    return "imagenet";
+}

@@ -287,6 +287,10 @@ rn_status rn_model_create(const rn_spec *spec, rn_model **out, rn_error *err) {
     rn_model *m = calloc(1, sizeof *m);
     if (!m) return rn_fail(err, RN_ERR_NOMEM, "out of memory creating the model");
     m->spec = *spec;
+    if (pthread_mutex_init(&m->lock, NULL)) {
+        free(m);
+        return rn_fail(err, RN_ERR_NOMEM, "cannot create the lock of %s", spec->arch);
+    }
     float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
     for (int i = 0; i < 3; i++) m->mean[i] = mean[i], m->std[i] = std[i];
     m->input_h = m->input_w = spec->stem == RN_STEM_CIFAR ? 32 : 224;
@@ -324,6 +328,7 @@ void rn_model_free(rn_model *m) {
     free(m->arena);
     free(m->prep);
     free(m->prep_off);
+    pthread_mutex_destroy(&m->lock);
     free(m);
 }
 

@@ -15,7 +15,10 @@
 #ifndef RN_MODEL_H
 #define RN_MODEL_H
 
+#include <pthread.h>
+
 #include "resnet.h"
+#include "data/augment.h"
 #include "kernels/kernels.h"
 
 typedef enum { RN_L_CONV, RN_L_BN, RN_L_RELU, RN_L_MAXPOOL, RN_L_ADD, RN_L_PADSKIP, RN_L_GAP, RN_L_FC } rn_layer_kind;
@@ -104,6 +107,7 @@ struct rn_model {
     int prep_ok;
     const float *input;  /* the image batch of the current step */
     const rn_model_hooks *hooks; /* data-parallel training, else NULL (not owned) */
+    pthread_mutex_t lock; /* held by rn_model_forward and rn_model_train_step: one pass at a time */
 };
 
 /* Computes every layer's spatial size for an h x w input; fails with a
@@ -121,6 +125,14 @@ rn_status rn_model_load_pretrained(rn_model *m, const char *path, int *new_head,
 size_t rn_model_plan_bytes(const rn_model *m);
 /* Marks the weights as changed: bf16 inference packs them again. */
 static inline void rn_model_touch(rn_model *m) { m->prep_ok = 0; }
+/* The evaluation transform a model carries: input size, channels (1 or 3),
+** evaluation resize and mean/std (classify.c). */
+void rn_model_eval_augment(const rn_model *m, rn_augment *aug);
+/* Decodes an image file at the smallest scale m's preprocessing allows. */
+rn_status rn_model_decode_file(const rn_model *m, const char *path, rn_image *im, rn_error *err);
+/* Classifies a decoded image: m's preprocessing, forward, softmax into
+** probs (classes floats). Thread-safe on one model. */
+rn_status rn_classify_image(rn_model *m, const rn_image *im, float *probs, rn_error *err);
 /* Elements of layer i's output for one sample. */
 size_t rn_layer_size(const rn_layer *l);
 

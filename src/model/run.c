@@ -594,9 +594,10 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     }
 }
 
-/* Runs the network on x: (N,H,W,C) and copies the logits (N,K) out. */
-rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, int train, float *logits,
-                           rn_error *err) {
+/* Runs the network on x: (N,H,W,C) and copies the logits (N,K) out; the
+** caller holds m->lock. */
+static rn_status forward_locked(rn_model *m, const float *x, int n, int h, int w, int train, float *logits,
+                                rn_error *err) {
     rn_status st = rn_model_plan(m, n, h, w, train, err);
     if (st) return st;
     for (int i = 0; train && i < m->nlayers; i++) {
@@ -611,6 +612,16 @@ rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, int
     for (int i = 0; i < m->nlayers; i++) layer_forward(m, &m->layers[i], i, n, train);
     if (logits) memcpy(logits, m->act[m->nlayers - 1], (size_t)n * m->spec.classes * sizeof(float));
     return RN_OK;
+}
+
+/* Runs the network under the model's lock, so that several threads may
+** run one model (their passes take turns). */
+rn_status rn_model_forward(rn_model *m, const float *x, int n, int h, int w, int train, float *logits,
+                           rn_error *err) {
+    pthread_mutex_lock(&m->lock);
+    rn_status st = forward_locked(m, x, n, h, w, train, logits, err);
+    pthread_mutex_unlock(&m->lock);
+    return st;
 }
 
 /* Backward pass from dlogits: (N,K), which may already sit in the last
@@ -636,12 +647,15 @@ rn_status rn_model_train_step(rn_model *m, const float *x, const int *labels, in
             return rn_fail(err, RN_ERR_ARG, "label %d of sample %d is outside [0, %d)", labels[i], i, k);
     if (!(label_smoothing >= 0 && label_smoothing < 1))
         return rn_fail(err, RN_ERR_ARG, "label smoothing must be in [0, 1), got %g", label_smoothing);
-    rn_status st = rn_model_forward(m, x, n, h, w, 1, logits, err);
-    if (st) return st;
-    /* The loss writes dlogits straight into the FC output's gradient. */
-    float *dz = m->dact[m->nlayers - 1];
-    double l = rn_softmax_xent(n, k, m->act[m->nlayers - 1], labels, label_smoothing, dz);
-    rn_model_backward(m, dz);
-    if (loss) *loss = l;
-    return RN_OK;
+    pthread_mutex_lock(&m->lock);
+    rn_status st = forward_locked(m, x, n, h, w, 1, logits, err);
+    if (!st) {
+        /* The loss writes dlogits straight into the FC output's gradient. */
+        float *dz = m->dact[m->nlayers - 1];
+        double l = rn_softmax_xent(n, k, m->act[m->nlayers - 1], labels, label_smoothing, dz);
+        rn_model_backward(m, dz);
+        if (loss) *loss = l;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return st;
 }

@@ -47,6 +47,7 @@ struct rn_trainer {
     rn_train_state st;
     rn_smooth smooth;
     epoch_row *hist;        /* one row per finished epoch */
+    rn_epoch_info last;     /* the last finished epoch, for cfg->on_epoch */
 };
 
 /* Seconds on a monotonic clock. */
@@ -276,7 +277,9 @@ static rn_status train_epoch(rn_trainer *t, int *stopped, rn_error *err) {
         images += (size_t)b->n * (size_t)rn_dist_size(t->cfg->dist);
         double avg = rn_smooth_update(&t->smooth, loss);
         if (t->report) rn_report_batch(t->report, t->st.batch, avg, images / (now() - t0 + 1e-9));
-        if (t->cfg->max_steps && t->st.step >= t->cfg->max_steps) {
+        rn_step_info info = {t->st.epoch, t->st.step, t->st.batch, t->nbatches, loss, avg,
+                             rn_sched_lr(&p.sched, s) * p.mult[G_HEAD]};
+        if ((t->cfg->max_steps && t->st.step >= t->cfg->max_steps) || (t->cfg->on_step && t->cfg->on_step(&info, t->cfg->user))) {
             *stopped = 1;
             break;
         }
@@ -299,6 +302,7 @@ static rn_status finish_epoch(rn_trainer *t, double seconds_so_far, double t0, d
     double acc = t->valid ? r.top1 : NAN, vl = t->valid ? r.loss : NAN;
     t->hist[e] = (epoch_row){train_loss, vl, acc};
     if (t->report) rn_report_row(t->report, e, train_loss, vl, acc, r.top5, secs);
+    t->last = (rn_epoch_info){e, total_epochs(t), train_loss, vl, acc, t->valid ? r.top5 : NAN, secs};
     int best = t->valid && acc > t->st.best;
     if (best) t->st.best = acc;
     t->st.epoch++, t->st.batch = 0;
@@ -331,7 +335,7 @@ rn_status rn_trainer_fit(rn_trainer *t, rn_error *err) {
         if (st) break;
         if (stopped && t->st.batch < t->nbatches) return save(t, 0, err);
         st = finish_epoch(t, 0, t0, lr, err);
-        if (stopped) break;
+        if (stopped || (!st && t->cfg->on_epoch && t->cfg->on_epoch(&t->last, t->cfg->user))) break;
     }
     return st;
 }

@@ -54,6 +54,9 @@ typedef struct {
     const char *out_dir;   /* checkpoints, log.csv and curves; NULL = none */
     const char *args_json; /* the command line, kept in checkpoints for --resume */
     struct rn_dist *dist;  /* data-parallel training (attached to the model), or NULL for one process */
+    rn_step_callback on_step;   /* after every step; non-zero stops the run there (NULL: none) */
+    rn_epoch_callback on_epoch; /* after every epoch's validation and checkpoint; non-zero stops */
+    void *user;            /* passed to both */
 } rn_train_config;
 
 /* Where a run is: what a checkpoint must hold besides weights and optimizer state. */
@@ -98,6 +101,9 @@ rn_status rn_evaluate(rn_model *m, rn_loader *valid, float smoothing, int want_c
 ** the confusion matrix stays this rank's). */
 rn_status rn_evaluate_dist(rn_model *m, rn_loader *valid, float smoothing, int want_confusion, struct rn_dist *dist,
                            rn_eval_result *res, rn_error *err);
+/* Stores what inference needs in m from the training data d and its
+** augmentation: class names, input size, evaluation resize, mean/std. */
+rn_status rn_model_describe(rn_model *m, const rn_dataset *d, const rn_augment *aug, rn_error *err);
 
 /* Reads the `args` JSON array saved in DIR/last.state.safetensors (the
 ** command line of the run), for --resume. Caller frees *json. */
