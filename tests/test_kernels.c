@@ -24,6 +24,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -922,6 +923,94 @@ static void test_determinism(tally *t, rng *r, int n, int h, int w, int ci, int 
 
 /* ---- d) fused kernels against the unfused reference composition ------- */
 
+/* Two "ranks" of synchronized batchnorm, as two pthreads: sum() hands
+** each one's vector to the other through a barrier, like MPI_Allreduce. */
+typedef struct {
+    pthread_barrier_t bar;
+    double v[2][2 * 64 + 1];
+} bn_exchange;
+
+typedef struct {
+    bn_exchange *ex;
+    int rank, c, bwd;
+    size_t m;                      /* this rank's rows */
+    const float *x, *g, *be, *dy;  /* x, dy: this rank's rows */
+    float *rm, *rv, *mean, *is, *y, *dx, *dg, *db;
+} bn_rank;
+
+/* rn_bn_sync.sum for the thread ranks: v = v(rank 0) + v(rank 1), in
+** that order on both, so both get the same bits. */
+static void bn_exchange_sum(void *ctx, double *v, int n) {
+    bn_rank *r = ctx;
+    memcpy(r->ex->v[r->rank], v, (size_t)n * sizeof(double));
+    pthread_barrier_wait(&r->ex->bar);
+    for (int i = 0; i < n; i++) v[i] = r->ex->v[0][i] + r->ex->v[1][i];
+    pthread_barrier_wait(&r->ex->bar);
+}
+
+/* Runs one rank's synchronized forward or backward (1 OpenMP thread). */
+static void *bn_rank_run(void *arg) {
+    bn_rank *r = arg;
+    rn_bn_sync sync = {bn_exchange_sum, r};
+    omp_set_num_threads(1);
+    if (!r->bwd)
+        rn_bn_forward_train_sync(r->m, r->c, r->x, r->g, r->be, 1e-5f, 0.1f, r->rm, r->rv, r->mean, r->is, r->y, 0,
+                                 &sync);
+    else
+        rn_bn_backward_sync(r->m, r->c, r->x, NULL, r->g, r->mean, r->is, r->dy, r->dx, r->dg, r->db, RN_FUSE_SET,
+                            &sync);
+    return NULL;
+}
+
+/* Synchronized batchnorm over two ranks holding rows [0, m0) and [m0, m)
+** equals batchnorm of all m rows on one: mean, invstd, y, running stats
+** (forward), dx (backward), and dgamma/dbeta summed over the ranks, as
+** the gradient averaging then does. m0 = 0 gives rank 0 no rows. */
+static void test_bn_sync(tally *t, rng *r, size_t m, size_t m0, int c, float offset) {
+    size_t nx = m * c;
+    float *x = falloc(nx), *g = falloc(c), *be = falloc(c), *dy = falloc(nx);
+    fill(r, x, nx, offset - 2, offset + 2);
+    fill(r, g, c, 0.5f, 1.5f);
+    fill(r, be, c, -0.5f, 0.5f);
+    fill(r, dy, nx, -1, 1);
+    float *y1 = falloc(nx), *m1 = falloc(c), *i1 = falloc(c), *rm1 = fzero(c), *rv1 = fzero(c);
+    float *dx1 = falloc(nx), *dg1 = fzero(c), *db1 = fzero(c);
+    rn_bn_forward_train_ex(m, c, x, g, be, 1e-5f, 0.1f, rm1, rv1, m1, i1, y1, 0);
+    rn_bn_backward_ex(m, c, x, NULL, g, m1, i1, dy, dx1, dg1, db1, RN_FUSE_SET);
+    bn_exchange ex;
+    pthread_barrier_init(&ex.bar, NULL, 2);
+    bn_rank rk[2];
+    float *y2 = falloc(nx), *dx2 = falloc(nx);
+    for (int k = 0; k < 2; k++) {
+        size_t lo = k ? m0 : 0, hi = k ? m : m0;
+        rk[k] = (bn_rank){&ex, k, c, 0, hi - lo, x + lo * c, g, be, dy + lo * c, fzero(c), fzero(c), falloc(c),
+                          falloc(c), y2 + lo * c, dx2 + lo * c, fzero(c), fzero(c)};
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        pthread_t th[2];
+        for (int k = 0; k < 2; k++) rk[k].bwd = pass, pthread_create(&th[k], NULL, bn_rank_run, &rk[k]);
+        for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+    }
+    float dg2[64], db2[64];
+    for (int ch = 0; ch < c; ch++) dg2[ch] = rk[0].dg[ch] + rk[1].dg[ch], db2[ch] = rk[0].db[ch] + rk[1].db[ch];
+    char tag[80];
+    snprintf(tag, sizeof tag, "m=%zu split %zu+%zu c=%d mean~%g", m, m0, m - m0, c, offset);
+    double e = 0;
+    for (int k = 0; k < 2; k++)
+        e = fmax(e, fmax(fmax(rel_err(rk[k].mean, m1, c), rel_err(rk[k].is, i1, c)),
+                         fmax(rel_err(rk[k].rm, rm1, c), rel_err(rk[k].rv, rv1, c))));
+    report(t, e, TOL_FAST, "sync bn 2 ranks = 1: mean, invstd, running stats %s", tag);
+    report(t, rel_err(y2, y1, nx), TOL_FAST, "sync bn 2 ranks = 1: y %s", tag);
+    report(t, fmax(rel_err(dx2, dx1, nx), fmax(rel_err(dg2, dg1, c), rel_err(db2, db1, c))), TOL_FAST,
+           "sync bn 2 ranks = 1: dx, dgamma, dbeta %s", tag);
+    pthread_barrier_destroy(&ex.bar);
+    for (int k = 0; k < 2; k++) {
+        free(rk[k].rm), free(rk[k].rv), free(rk[k].mean), free(rk[k].is), free(rk[k].dg), free(rk[k].db);
+    }
+    free(x), free(g), free(be), free(dy), free(y1), free(m1), free(i1), free(rm1), free(rv1), free(dx1), free(dg1);
+    free(db1), free(y2), free(dx2);
+}
+
 /* y = max(x, 0) in place: the reference ReLU of the compositions.  (n) */
 static void ref_relu(float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0;
@@ -1194,6 +1283,9 @@ int main(void) {
     test_bn_fused(&t, &r, 3, 7, 5, 17, 0.0f);
     test_bn_fused(&t, &r, 2, 14, 14, 64, 0.0f);
     test_bn_fused(&t, &r, 3, 7, 5, 33, 50.0f);
+    test_bn_sync(&t, &r, 96, 32, 17, 0.0f);
+    test_bn_sync(&t, &r, 391, 200, 64, 30.0f); /* ranks with other means: the shifts differ */
+    test_bn_sync(&t, &r, 40, 0, 5, 1.0f);      /* rank 0 holds no rows */
     test_elementwise_fused(&t, &r, 1);
     test_elementwise_fused(&t, &r, 1000);
     test_elementwise_fused(&t, &r, 100003);

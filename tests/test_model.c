@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "kernels/cpu.h"
+#include "dist/dist.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -551,6 +552,53 @@ static void test_bf16(void) {
 }
 
 /* Runs every test in a temporary directory. */
+/* Gradient buckets (src/dist/buckets.c): hand-worked cases, then on
+** resnet50's layers: buckets tile [0, nparams) from the top down, each cut
+** at a watermark (a point above which only later layers' parameters lie),
+** each but the last at least the target size. */
+static void test_buckets(void) {
+    const size_t ends[] = {10, 0, 20, 0, 50, 60};
+    size_t lo[7];
+    int nb = rn_dist_plan_buckets(ends, 6, 60, 15, lo);
+    check(nb == 2 && lo[0] == 20 && lo[1] == 0, "buckets: 6 layers, target 15 -> [20,60) [0,20)");
+    nb = rn_dist_plan_buckets(ends, 6, 60, 5, lo);
+    check(nb == 4 && lo[0] == 50 && lo[1] == 20 && lo[2] == 10 && lo[3] == 0, "buckets: target 5 -> cuts 50, 20, 10");
+    nb = rn_dist_plan_buckets(ends, 6, 60, 1000, lo);
+    check(nb == 1 && lo[0] == 0, "buckets: one bucket when the target exceeds the model");
+    rn_spec sp;
+    rn_model *m = NULL;
+    if (rn_spec_from_name("resnet50", &sp, NULL) || rn_model_create(&sp, &m, NULL)) {
+        check(0, "buckets: create resnet50");
+        return;
+    }
+    size_t *e = calloc((size_t)m->nlayers, sizeof *e), *b = calloc((size_t)m->nlayers + 1, sizeof *b);
+    for (int i = 0; e && i < m->nlayers; i++) {
+        const rn_layer *l = &m->layers[i];
+        if (l->kind == RN_L_CONV) e[i] = l->w + (size_t)l->k * l->k * l->c_in * l->c_out;
+        if (l->kind == RN_L_BN) e[i] = (l->w > l->b ? l->w : l->b) + (size_t)l->c_out;
+        if (l->kind == RN_L_FC) e[i] = l->b + (size_t)l->c_out > l->w + (size_t)l->c_in * l->c_out
+                                           ? l->b + (size_t)l->c_out : l->w + (size_t)l->c_in * l->c_out;
+    }
+    const size_t target = (size_t)1 << 18;
+    nb = e && b ? rn_dist_plan_buckets(e, m->nlayers, m->nparams, target, b) : 0;
+    int ok = nb > 10 && b[nb - 1] == 0;
+    for (int k = 0; ok && k < nb; k++) {
+        size_t hi = k ? b[k - 1] : m->nparams;
+        ok = b[k] < hi && (k == nb - 1 || hi - b[k] >= target);
+        for (int i = 0; ok && i < m->nlayers; i++) { /* no layer's parameters straddle a cut */
+            const rn_layer *l = &m->layers[i];
+            size_t start = l->kind == RN_L_CONV ? l->w : (l->w < l->b ? l->w : l->b);
+            ok = !e[i] || !(start < b[k] && b[k] < e[i]);
+        }
+    }
+    char what[120];
+    snprintf(what, sizeof what, "buckets: resnet50 in %d buckets of >= 1 MiB, cut between layers", nb);
+    check(ok, what);
+    free(e);
+    free(b);
+    rn_model_free(m);
+}
+
 int main(void) {
     char dir[] = "/tmp/rn_test_model_XXXXXX";
     if (!mkdtemp(dir)) return 1;
@@ -563,6 +611,7 @@ int main(void) {
     test_plan();
     test_bf16();
     test_bf16_prepared(dir);
+    test_buckets();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) printf("could not remove %s\n", dir);
