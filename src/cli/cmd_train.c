@@ -23,6 +23,7 @@
 #include "cli/session.h"
 #include "cli/train_opts.h"
 #include "train/lrfind.h"
+#include "train/memory.h"
 #include "train/plot.h"
 #include "train/trainer.h"
 
@@ -260,6 +261,24 @@ static int check_arch(const train_args *o) {
     return rn_arch_spec(&a, &spec);
 }
 
+/* Refuses, before any big allocation, a batch size, input size and
+** architecture whose training step, optimizer state and loader batches
+** would not fit in the memory available (see train/memory.h). */
+static int check_memory(train_args *o, run *r, int h, int w) {
+    rn_loader_config lc;
+    rn_error err;
+    if (rn_session_loader_config(&r->train, &o->d, 1, 0, &lc)) return -1;
+    int c = r->model->spec.in_channels;
+    double batch = (double)lc.batch * h * w * c * sizeof(float), queued = lc.workers ? lc.prefetch + 1 : 1;
+    size_t loaders = (size_t)(batch * queued * (r->valid.n ? 2 : 1));
+    int states = r->cfg.optim.kind == RN_OPTIM_SGD ? 1 : 2;
+    if (rn_train_memory_check(r->model, lc.batch, h, w, states, loaders, &err)) {
+        rn_cli_error("%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Opens data and model and builds the loaders; returns an exit code. */
 static int setup_data(train_args *o, run *r) {
     long seed = 0, threads = 0, steps = 0, save_every = 0;
@@ -274,7 +293,9 @@ static int setup_data(train_args *o, run *r) {
     const char *nan_step = getenv("RN_TEST_NAN_GRAD_STEP"); /* fault injection for tests/faults.sh */
     r->cfg.test_nan_step = nan_step ? atol(nan_step) : 0;
     if (threads > 0) omp_set_num_threads((int)threads);
-    if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed)) return 1;
+    if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed) ||
+        check_memory(o, r, h, w))
+        return 1;
     int c = r->model->spec.in_channels < 3 ? r->model->spec.in_channels : 3;
     if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r, h, w)) return 1;
     rn_session_model_augment(r->model, &r->eval_aug);

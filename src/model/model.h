@@ -101,6 +101,9 @@ struct rn_model {
 rn_status rn_model_shapes(rn_model *m, int h, int w, rn_error *err);
 /* Makes sure activation memory is planned for (n, h, w); train adds gradients. */
 rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *err);
+/* Bytes of the arena rn_model_plan would allocate for (n, h, w, train),
+** computed without allocating it; the next forward plans again. */
+rn_status rn_model_plan_size(rn_model *m, int n, int h, int w, int train, size_t *bytes, rn_error *err);
 /* Backward pass from dlogits: (N,K) through every layer into grads. */
 void rn_model_backward(rn_model *m, const float *dlogits);
 /* Loads a pretrained body for fine-tuning: a head with another class count
