@@ -44,6 +44,7 @@ if [ "$BUILD" = build ]; then
     run parity "$PY" tests/parity.py "$BUILD"
     run optim "$PY" tests/optim.py "$BUILD"
     run train tests/train.sh "$BUILD"
+    run faults tests/faults.sh "$BUILD"
 else
     run train-quick tests/train.sh "$BUILD" quick
 fi
