@@ -127,7 +127,10 @@ for sig in INT:130 TERM:143; do
     "$PY" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
         "$B" train $D30 --out "$T/sig" > /dev/null 2> "$T/sig.err" &
     pid=$!
-    sleep "$(awk -v w=$W30 'BEGIN {printf "%.3f", w / 3000}')"
+    # the first epoch's checkpoint shows that training (and the signal handler) is on
+    tries=0
+    while [ ! -f "$T/sig/last.safetensors" ] && [ $tries -lt 3000 ]; do sleep 0.01; tries=$((tries + 1)); done
+    sleep "$(awk -v w=$W30 'BEGIN {printf "%.3f", w / 6000}')"
     kill -$sig $pid
     { wait $pid; } 2> /dev/null
     code=$?
