@@ -48,6 +48,7 @@ if [ "$BUILD" = build ]; then
     run optim "$PY" tests/optim.py "$BUILD"
     run train tests/train.sh "$BUILD"
     run dist "$PY" tests/dist.py "$BUILD"
+    run faults tests/faults.sh "$BUILD"
 else
     run train-quick tests/train.sh "$BUILD" quick
 fi

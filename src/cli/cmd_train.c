@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "cli/train_opts.h"
 #include "dist/dist.h"
 #include "train/lrfind.h"
+#include "train/memory.h"
 #include "train/plot.h"
 #include "train/trainer.h"
 
@@ -42,6 +44,9 @@ static const char *usage_text =
     "  --out DIR            write last.safetensors, best.safetensors, log.csv, curves.png\n"
     "  --resume DIR         continue the run checkpointed in DIR (its settings, then these flags)\n"
     "  --steps N            stop after N optimizer steps in all (checkpointing when --out is given)\n"
+    "  --save-every N       also checkpoint every N steps (default: at the end of each epoch)\n"
+    "  --skip-nonfinite     skip a step whose loss or gradient is NaN/Inf (default: stop with an error)\n"
+    "  Ctrl-C / SIGTERM     finish the current step, checkpoint, and print how to resume\n"
     "  --seed S             seed of initialization, order and augmentation (default 0)\n"
     "  --threads T          compute threads (default: all cores)\n"
     RN_DTYPE_HELP
@@ -77,10 +82,10 @@ typedef struct {
     rn_data_args d;
     rn_arch_args a;
     rn_train_args t;
-    const char *init, *out, *resume, *steps, *seed, *threads, *dtype;
+    const char *init, *out, *resume, *steps, *seed, *threads, *dtype, *save_every;
     const char *start_lr, *end_lr, *iters, *plot; /* lr-find */
     const char *bucket_mb, *dist_timeout;         /* data-parallel */
-    int zero_init_residual, lr_find, quiet, json, sync_bn;
+    int zero_init_residual, lr_find, quiet, json, sync_bn, skip_nonfinite;
 } train_args;
 
 /* Parses argv into *o; returns 1 for --help, -1 on error. Options of the
@@ -94,12 +99,14 @@ static int parse(int argc, char **argv, train_args *o) {
                            {"end-lr", &o->end_lr, 0}, {"iters", &o->iters, 0}, {"plot", &o->plot, 0},
                            {"quiet", 0, &o->quiet}, {"json", 0, &o->json},
                            {"sync-bn", 0, &o->sync_bn}, {"bucket-mb", &o->bucket_mb, 0},
-                           {"dist-timeout", &o->dist_timeout, 0}, {0, 0, 0}};
+                           {"dist-timeout", &o->dist_timeout, 0}, {"save-every", &o->save_every, 0},
+                           {"skip-nonfinite", 0, &o->skip_nonfinite}, {0, 0, 0}};
     int r = rn_args_parse(cmd, argc, argv, opts);
     if (r) return r;
     const char *wrong = o->lr_find ? (o->out ? "--out" : o->resume ? "--resume" : o->steps ? "--steps"
                                       : o->quiet ? "--quiet" : o->json ? "--json" : o->sync_bn ? "--sync-bn"
-                                      : o->bucket_mb ? "--bucket-mb" : o->dist_timeout ? "--dist-timeout" : NULL)
+                                      : o->bucket_mb ? "--bucket-mb" : o->dist_timeout ? "--dist-timeout"
+                                      : o->save_every ? "--save-every" : NULL)
                                    : (o->start_lr ? "--start-lr" : o->end_lr ? "--end-lr" : o->iters ? "--iters"
                                       : o->plot ? "--plot" : NULL);
     if (wrong) {
@@ -291,18 +298,41 @@ static int make_loader(const run *r, const rn_dataset *d, const rn_augment *aug,
     return 0;
 }
 
+/* Refuses, before any big allocation, a batch size, input size and
+** architecture whose training step, optimizer state and loader batches
+** would not fit in the memory available (see train/memory.h). */
+static int check_memory(train_args *o, run *r, int h, int w) {
+    rn_loader_config lc;
+    rn_error err;
+    if (rn_session_loader_config(&r->train, &o->d, 1, 0, &lc)) return -1;
+    int c = r->model->spec.in_channels;
+    double batch = (double)lc.batch * h * w * c * sizeof(float), queued = lc.workers ? lc.prefetch + 1 : 1;
+    size_t loaders = (size_t)(batch * queued * (r->valid.n ? 2 : 1));
+    int states = r->cfg.optim.kind == RN_OPTIM_SGD ? 1 : 2;
+    if (rn_train_memory_check(r->model, lc.batch, h, w, states, loaders, &err)) {
+        rn_cli_error("%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 /* Opens data and model and builds the loaders; returns an exit code. */
 static int setup_data(train_args *o, run *r) {
-    long seed = 0, threads = 0, steps = 0;
+    long seed = 0, threads = 0, steps = 0, save_every = 0;
     int h, w;
     if (rn_args_int("seed", o->seed, 0, 0x7fffffffffffffffL, &seed) || rn_args_int("threads", o->threads, 1, 1024, &threads) ||
-        rn_args_int("steps", o->steps, 1, 0x7fffffffffffffffL, &steps) || rn_session_size(&o->d, &h, &w) ||
+        rn_args_int("steps", o->steps, 1, 0x7fffffffffffffffL, &steps) ||
+        rn_args_int("save-every", o->save_every, 1, 0x7fffffffffffffffL, &save_every) || rn_session_size(&o->d, &h, &w) ||
         rn_train_config_from_args(&o->t, &r->cfg) || rn_session_check(&o->d) || check_arch(o) ||
         rn_session_dtype(o->lr_find ? "lr-find" : "train", o->dtype, &r->prec))
         return 2;
-    r->cfg.max_steps = steps;
+    r->cfg.max_steps = steps, r->cfg.save_every = save_every, r->cfg.skip_nonfinite = o->skip_nonfinite;
+    const char *nan_step = getenv("RN_TEST_NAN_GRAD_STEP"); /* fault injection for tests/faults.sh */
+    r->cfg.test_nan_step = nan_step ? atol(nan_step) : 0;
     if (threads > 0) omp_set_num_threads((int)threads);
-    if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed)) return 1;
+    if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed) ||
+        check_memory(o, r, h, w))
+        return 1;
     int c = r->model->spec.in_channels < 3 ? r->model->spec.in_channels : 3;
     if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r)) return 1;
     rn_session_model_augment(r->model, &r->eval_aug);
@@ -354,6 +384,10 @@ static int setup(train_args *o, run *r, int argc, char **argv) {
         rn_cli_error("%s", err.msg);
         return 1;
     }
+    const rn_train_state *s = rn_trainer_state(r->trainer);
+    if (o->resume)
+        fprintf(stderr, "resnet: resuming %s at epoch %d, batch %zu (step %ld)\n", o->resume, s->epoch, s->batch,
+                s->step);
     return 0;
 }
 
@@ -363,17 +397,58 @@ static void print_skipped(rn_loader *l) {
     while (rn_loader_take_message(l, msg, sizeof msg)) fprintf(stderr, "resnet: skipped %s\n", msg);
 }
 
+/* The signal that asked training to stop (0: none). A signal handler can
+** only reach a global; the trainer polls it through cfg.stop after each step. */
+static volatile sig_atomic_t stop_signal;
+
+/* SIGINT/SIGTERM: note the signal; the trainer finishes its step, checkpoints
+** and returns. SA_RESETHAND makes a second Ctrl-C kill at once, which the
+** atomic checkpoint files survive. */
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+/* Installs on_stop_signal for SIGINT and SIGTERM (SA_RESTART: reads and
+** writes in progress are not cut short). A SIGINT ignored on entry stays
+** ignored, as for any program a script starts in the background with `&`. */
+static void catch_stop_signals(void) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* After a stop by signal: says where the run is and how to continue;
+** returns the shell's exit code for death by that signal (128 + number). */
+static int report_interrupt(const rn_train_state *s, const char *out) {
+    const char *name = stop_signal == SIGINT ? "SIGINT" : "SIGTERM";
+    if (out)
+        fprintf(stderr, "resnet: interrupted by %s at epoch %d, batch %zu (step %ld); checkpoint written to %s; "
+                "continue with: resnet train --resume %s\n", name, s->epoch, s->batch, s->step, out, out);
+    else
+        fprintf(stderr, "resnet: interrupted by %s at step %ld; nothing was saved (no --out)\n", name, s->step);
+    return 128 + stop_signal;
+}
+
 /* Runs training after setup; returns the exit code. */
 static int train(run *r, const char *out, int quiet) {
     rn_error err;
+    r->cfg.stop = &stop_signal;
+    catch_stop_signals();
     rn_status st = rn_trainer_fit(r->trainer, &err);
     print_skipped(r->tl);
     print_skipped(r->vl);
+    long first, nonfinite = rn_trainer_skipped(r->trainer, &first);
+    if (nonfinite)
+        fprintf(stderr, "resnet: skipped %ld steps with a non-finite loss, gradient or batchnorm statistic (the first: step %ld)\n",
+                nonfinite, first);
     if (st) {
         rn_cli_error("%s", err.msg);
         return 1;
     }
     const rn_train_state *s = rn_trainer_state(r->trainer);
+    if (stop_signal && s->epoch < r->cfg.epochs + r->cfg.freeze_epochs) return report_interrupt(s, out);
     size_t skipped = rn_loader_skipped(r->tl) + rn_loader_skipped(r->vl);
     if (skipped) fprintf(stderr, "resnet: %zu image files could not be decoded and were skipped\n", skipped);
     if (rn_dist_size(r->dist) > 1 && rn_dist_rank(r->dist) == 0 && !quiet)

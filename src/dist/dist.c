@@ -390,6 +390,14 @@ rn_status rn_dist_attach(rn_dist *d, rn_model *m, const rn_dist_config *c, rn_er
     return RN_OK;
 }
 
+/* Whether any rank raised the flag (see dist.h). */
+rn_status rn_dist_any(rn_dist *d, int *flag, rn_error *err) {
+    double v = *flag != 0;
+    rn_status st = rn_dist_sum(d, &v, 1, err);
+    *flag = v > 0;
+    return st;
+}
+
 /* Compares every rank's value with rank 0's (see dist.h). */
 rn_status rn_dist_check_same(rn_dist *d, unsigned long value, const char *what, rn_error *err) {
     if (!d || d->size < 2) return RN_OK;

@@ -70,6 +70,9 @@ void rn_dist_step(rn_dist *d, long step);
 rn_status rn_dist_finish_grads(rn_dist *d, double *loss, rn_error *err);
 /* Sums n doubles across ranks, in place (every rank gets the total). */
 rn_status rn_dist_sum(rn_dist *d, double *v, int n, rn_error *err);
+/* Sets *flag to 1 on every rank if it is non-zero on any (a stop
+** request that every rank must follow at the same step). */
+rn_status rn_dist_any(rn_dist *d, int *flag, rn_error *err);
 /* Copies rank 0's `bytes` bytes at buf to every rank. */
 rn_status rn_dist_bcast(rn_dist *d, void *buf, size_t bytes, rn_error *err);
 /* Fails unless every rank's value equals rank 0's (what = its name). */

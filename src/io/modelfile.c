@@ -235,10 +235,21 @@ static char *class_names_json(const rn_model *m) {
 
 /* Writes m to path (atomically: see rn_st_write). */
 rn_status rn_model_save(const rn_model *m, const char *path, rn_error *err) {
+    return rn_model_save_meta(m, path, NULL, 0, err);
+}
+
+/* Writes m to path with up to RN_MODEL_EXTRA_META more metadata pairs
+** (checkpoints add the weights' CRC-32). */
+rn_status rn_model_save_meta(const rn_model *m, const char *path, const rn_st_meta *extra, int nextra,
+                             rn_error *err) {
     rn_st_out *outs = calloc((size_t)m->ntensors, sizeof *outs);
     float *tmp = malloc(m->nparams * sizeof(float));
     char store[16][64];
-    rn_st_meta meta[18];
+    rn_st_meta meta[18 + RN_MODEL_EXTRA_META];
+    if (nextra < 0 || nextra > RN_MODEL_EXTRA_META) {
+        free(outs), free(tmp);
+        return rn_fail(err, RN_ERR_ARG, "%s: %d extra metadata pairs, at most %d", path, nextra, RN_MODEL_EXTRA_META);
+    }
     if (!outs || !tmp) {
         free(outs), free(tmp);
         return rn_fail(err, RN_ERR_NOMEM, "%s: out of memory saving the model", path);
@@ -259,6 +270,7 @@ rn_status rn_model_save(const rn_model *m, const char *path, rn_error *err) {
     int nmeta = make_meta(m, meta, store);
     char *names = class_names_json(m);
     if (names) meta[nmeta].key = "class_names", meta[nmeta++].value = names;
+    for (int i = 0; i < nextra; i++) meta[nmeta++] = extra[i];
     rn_status st = rn_st_write(path, outs, m->ntensors, meta, nmeta, err);
     cJSON_free(names);
     free(outs);

@@ -533,6 +533,34 @@ rn_status rn_st_read(const char *path, rn_st_file *f, rn_error *err) {
     return parse_owned(buf, size, path, f, err);
 }
 
+/* Reads only the header of the safetensors file at path and keeps its
+** __metadata__ in f (no tensors, no data): checkpoints compare the CRCs
+** two files carry without reading their weights. */
+rn_status rn_st_read_meta(const char *path, rn_st_file *f, rn_error *err) {
+    unsigned char len[8], *hdr = NULL;
+    st_ctx c = {path, 0, err};
+    uint64_t hlen = 0;
+    cJSON *root = NULL;
+    memset(f, 0, sizeof *f);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return rn_fail(err, RN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    rn_status s = fread(len, 1, 8, fp) == 8 ? RN_OK : rn_fail(err, RN_ERR_FORMAT, "%s: shorter than 8 bytes", path);
+    if (s == RN_OK && ((hlen = get_le64(len)) == 0 || hlen > RN_ST_MAX_HEADER))
+        s = rn_fail(err, RN_ERR_FORMAT, "%s: header length %" PRIu64 " is 0 or too large", path, hlen);
+    if (s == RN_OK && !(hdr = malloc((size_t)hlen)))
+        s = rn_fail(err, RN_ERR_NOMEM, "%s: out of memory for the header", path);
+    if (s == RN_OK && fread(hdr, 1, (size_t)hlen, fp) != hlen)
+        s = rn_fail(err, RN_ERR_FORMAT, "%s: file ends inside its %" PRIu64 "-byte header", path, hlen);
+    fclose(fp);
+    if (s == RN_OK) s = parse_json(&c, hdr, (size_t)hlen, &root);
+    const cJSON *meta = root ? cJSON_GetObjectItemCaseSensitive(root, "__metadata__") : NULL;
+    if (s == RN_OK && meta) s = parse_meta(&c, meta, f);
+    cJSON_Delete(root);
+    free(hdr);
+    if (s != RN_OK) rn_st_free(f);
+    return s;
+}
+
 /* Validates a file image held in memory (copied, so the caller keeps its
 ** buffer); used by fuzzers and for data not on disk. */
 rn_status rn_st_parse(const void *data, size_t size, const char *what, rn_st_file *f,

@@ -74,6 +74,8 @@ int rn_dtype_from_name(const char *name, rn_dtype *out);
 ** on failure it is left empty and err names the file and the problem
 ** (RN_ERR_IO for open/read failures, RN_ERR_FORMAT for bad contents). */
 rn_status rn_st_read(const char *path, rn_st_file *f, rn_error *err);
+/* Reads only the header's __metadata__ into *f (f->ntensors is 0). */
+rn_status rn_st_read_meta(const char *path, rn_st_file *f, rn_error *err);
 /* Same from a memory buffer (copied); `what` names it in messages. */
 rn_status rn_st_parse(const void *data, size_t size, const char *what, rn_st_file *f,
                       rn_error *err);

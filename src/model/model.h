@@ -19,6 +19,7 @@
 
 #include "resnet.h"
 #include "data/augment.h"
+#include "io/safetensors.h"
 #include "kernels/kernels.h"
 
 typedef enum { RN_L_CONV, RN_L_BN, RN_L_RELU, RN_L_MAXPOOL, RN_L_ADD, RN_L_PADSKIP, RN_L_GAP, RN_L_FC } rn_layer_kind;
@@ -115,11 +116,19 @@ struct rn_model {
 rn_status rn_model_shapes(rn_model *m, int h, int w, rn_error *err);
 /* Makes sure activation memory is planned for (n, h, w); train adds gradients. */
 rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *err);
+/* Bytes of the arena rn_model_plan would allocate for (n, h, w, train),
+** computed without allocating it; the next forward plans again. */
+rn_status rn_model_plan_size(rn_model *m, int n, int h, int w, int train, size_t *bytes, rn_error *err);
 /* Backward pass from dlogits: (N,K) through every layer into grads. */
 void rn_model_backward(rn_model *m, const float *dlogits);
 /* Loads a pretrained body for fine-tuning: a head with another class count
 ** is kept as initialized (*new_head = 1); metadata is not taken. */
 rn_status rn_model_load_pretrained(rn_model *m, const char *path, int *new_head, rn_error *err);
+/* Writes m to path like rn_model_save, with up to RN_MODEL_EXTRA_META
+** more metadata pairs. */
+#define RN_MODEL_EXTRA_META 2
+rn_status rn_model_save_meta(const rn_model *m, const char *path, const rn_st_meta *extra, int nextra,
+                             rn_error *err);
 /* Bytes of the current plan's arena: activations, gradients, BN batch
 ** statistics and workspace (0 before any forward). */
 size_t rn_model_plan_bytes(const rn_model *m);

@@ -361,6 +361,45 @@ static void scratch_floats(const rn_model *m, int n, size_t *ws, size_t *fold) {
     }
 }
 
+/* Lays out the plan for (n, h, w, train) in p (allocating its tables and
+** *scratch, which the caller frees with planner_free and free) and returns
+** the floats of the whole arena through *arena; *ws and *fold are the
+** convolution workspace and folded-weight scratch inside it. */
+static rn_status plan_layout(rn_model *m, int n, int h, int w, int train, planner *p, int **scratch, size_t *arena,
+                             size_t *ws, size_t *fold, rn_error *err) {
+    int L = m->nlayers;
+    *p = (planner){m, n, train, L, calloc((size_t)L, sizeof(int)), calloc((size_t)L, sizeof(int)),
+                   calloc((size_t)L, sizeof(int)), calloc(2 * (size_t)L, sizeof(slot)), 0};
+    *scratch = malloc(4 * (size_t)L * sizeof(int)); /* placement order, then placed: 2L each */
+    if (n < 1) return rn_fail(err, RN_ERR_ARG, "batch size must be positive, got %d", n);
+    rn_status st = rn_model_shapes(m, h, w, err);
+    if (st) return st;
+    if (!p->nread || !p->aslot || !p->gslot || !p->slots || !*scratch)
+        return rn_fail(err, RN_ERR_NOMEM, "out of memory planning %s", m->spec.arch);
+    size_t body = plan_tensors(p, *scratch);
+    scratch_floats(m, n, ws, fold);
+    m->tensor_floats = body;
+    *arena = 2 * line(m->nstats) + line(*ws) + line(*fold) + body;
+    return RN_OK;
+}
+
+/* Bytes of the arena rn_model_plan would allocate for (n, h, w, train),
+** without allocating it: what a run checks against the memory it has
+** before it starts. The layers then describe this layout, so the next
+** forward plans again. */
+rn_status rn_model_plan_size(rn_model *m, int n, int h, int w, int train, size_t *bytes, rn_error *err) {
+    planner p;
+    int *scratch;
+    size_t arena = 0, ws, fold;
+    rn_model_touch(m);
+    m->plan_n = 0; /* no plan has batch 0: the next forward plans again */
+    rn_status st = plan_layout(m, n, h, w, train, &p, &scratch, &arena, &ws, &fold, err);
+    planner_free(&p);
+    free(scratch);
+    *bytes = arena * sizeof(float);
+    return st;
+}
+
 /* Makes sure activation memory is planned for (n, h, w, train): decides
 ** fusions and in-place layers, lays every activation (and in training every
 ** gradient) out in one arena by lifetime, and adds the BN batch statistics,
@@ -368,29 +407,21 @@ static void scratch_floats(const rn_model *m, int n, size_t *ws, size_t *fold) {
 rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *err) {
     if (m->arena && m->plan_n == n && m->plan_h == h && m->plan_w == w && m->plan_train >= train) return RN_OK;
     rn_model_touch(m); /* a new plan may fold other BNs */
-    if (n < 1) return rn_fail(err, RN_ERR_ARG, "batch size must be positive, got %d", n);
-    rn_status st = rn_model_shapes(m, h, w, err);
-    if (st) return st;
-    int L = m->nlayers;
-    planner p = {m, n, train, L, calloc((size_t)L, sizeof(int)), calloc((size_t)L, sizeof(int)),
-                 calloc((size_t)L, sizeof(int)), calloc(2 * (size_t)L, sizeof(slot)), 0};
-    int *scratch = malloc(4 * (size_t)L * sizeof(int)); /* placement order, then placed: 2L each */
+    int L = m->nlayers, *scratch;
+    planner p;
+    size_t ws = 0, fold = 0;
     free(m->arena);
     free(m->act);
     m->arena = NULL;
     m->arena_floats = m->tensor_floats = 0;
+    m->plan_n = 0;
     m->act = calloc(2 * (size_t)L, sizeof(float *));
-    size_t body = 0, ws = 0, fold = 0;
-    if (p.nread && p.aslot && p.gslot && p.slots && scratch && m->act) {
-        body = plan_tensors(&p, scratch);
-        scratch_floats(m, n, &ws, &fold);
-        m->tensor_floats = body;
-        m->arena_floats = 2 * line(m->nstats) + line(ws) + line(fold) + body;
-        m->arena = malloc((m->arena_floats ? m->arena_floats : 1) * sizeof(float));
-    }
+    rn_status st = plan_layout(m, n, h, w, train, &p, &scratch, &m->arena_floats, &ws, &fold, err);
+    if (!st && m->act) m->arena = malloc((m->arena_floats ? m->arena_floats : 1) * sizeof(float));
     if (!m->arena) {
         planner_free(&p);
         free(scratch);
+        if (st) return st;
         return rn_fail(err, RN_ERR_NOMEM, "out of memory planning %s for batch %d at %dx%d (%.1f GB)",
                        m->spec.arch, n, h, w, m->arena_floats * 4.0 / 1e9);
     }

@@ -4,7 +4,9 @@
 */
 #include "train/checkpoint.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +61,75 @@ static rn_status write_state(const char *path, const rn_model *m, rn_optim *o, c
     return rn_st_write(path, t, n, meta, (int)(sizeof meta / sizeof meta[0]), err);
 }
 
+/* Whether every weight, buffer and counter is finite: a diverged model is
+** never written over a good checkpoint. */
+static int model_finite(const rn_model *m) {
+    for (size_t i = 0; i < m->nparams; i++)
+        if (!isfinite(m->params[i])) return 0;
+    for (size_t i = 0; i < m->nbuffers; i++)
+        if (!isfinite(m->buffers[i])) return 0;
+    return 1;
+}
+
+/* Reads the "model_crc32" metadata of a file's header into *crc; 0 when
+** the file or the key is missing or unreadable. */
+static int file_crc(const char *path, uint32_t *crc) {
+    rn_st_file f;
+    rn_error e;
+    if (rn_st_read_meta(path, &f, &e)) return 0;
+    const char *v = rn_st_meta_get(&f, "model_crc32");
+    char *end = NULL;
+    if (v) *crc = (uint32_t)strtoul(v, &end, 16);
+    int ok = v && end != v && !*end;
+    rn_st_free(&f);
+    return ok;
+}
+
+/* Whether the state file cur is known not to belong to the model file:
+** a save that stopped between the two writes leaves a new state beside the
+** old model, and the matching state is then the previous one, which must
+** be kept (moving cur over it would leave no state for the model). */
+static int state_is_stale(const char *cur, const char *model) {
+    uint32_t a, b;
+    return file_crc(cur, &a) && file_crc(model, &b) && a != b;
+}
+
+/* Removes temp files ("NAME.tmp.PID") that a killed save left in dir: each
+** is a whole model or state that would otherwise fill the disk over many
+** interrupted runs. Only this directory's checkpoint names are touched. */
+static void remove_stale_temps(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4096];
+    while (d && (e = readdir(d))) {
+        const char *n = e->d_name;
+        if ((!strncmp(n, "last.", 5) || !strncmp(n, "best.", 5)) && strstr(n, ".safetensors.tmp."))
+            remove(join(path, sizeof path, dir, n));
+    }
+    if (d) closedir(d);
+}
+
 /* Writes the model, optimizer state and position to dir (see checkpoint.h). */
 rn_status rn_ckpt_save(const char *dir, const rn_model *m, rn_optim *o, const rn_train_state *s,
                        const char *args_json, rn_error *err) {
-    char cur[4096], prev[4096], model[4096];
+    char cur[4096], prev[4096], model[4096], crc[16];
     join(cur, sizeof cur, dir, "last.state.safetensors");
     join(prev, sizeof prev, dir, "last.state.prev.safetensors");
     join(model, sizeof model, dir, "last.safetensors");
-    if (rename(cur, prev) != 0 && errno != ENOENT)
+    if (!model_finite(m))
+        return rn_fail(err, RN_ERR_ARG, "step %ld: the weights or batchnorm statistics are not finite (training "
+                       "diverged: lower --lr); not writing them over the checkpoint in %s", s->step, dir);
+    remove_stale_temps(dir);
+    if (!state_is_stale(cur, model) && rename(cur, prev) != 0 && errno != ENOENT)
         return rn_fail(err, RN_ERR_IO, "%s: cannot rename to %s: %s", cur, prev, strerror(errno));
     rn_status st = write_state(cur, m, o, s, args_json, err);
-    if (st) return st;
-    return rn_model_save(m, model, err);
+    snprintf(crc, sizeof crc, "%08x", rn_model_crc(m));
+    rn_st_meta meta = {"model_crc32", crc};
+    if (!st) st = rn_model_save_meta(m, model, &meta, 1, err);
+    if (!st) return RN_OK;
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", err->msg);
+    return rn_fail(err, st, "cannot write the checkpoint: %s (the previous checkpoint in %s is intact)", why, dir);
 }
 
 /* Parses a metadata integer/float value of a state file. */

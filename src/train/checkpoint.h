@@ -6,10 +6,18 @@
 **                             belongs with
 **   last.state.prev.safetensors   the previous state
 **
-** Each file is replaced atomically (temp file, fsync, rename). They are
-** written in the order state -> prev, new state, model, so that after a
-** crash at any point the model matches either the state or the previous
-** state, and loading picks the one whose CRC matches the weights.
+** Each file is replaced atomically (temp file, fsync, rename, directory
+** fsync). They are written in the order state -> prev, new state, model, so
+** that after a crash at any point the model matches either the state or the
+** previous state, and loading picks the one whose CRC matches the weights.
+**
+** A save cut short between the two writes leaves a state that does not
+** match the model, and the matching state in prev. The next save must then
+** keep prev (moving the stale state over it and being cut short again
+** would leave no state for the model: tests/faults.sh does exactly that),
+** so the model file carries the CRC too and the state is moved to prev only
+** when it is not known to be stale. Weights that are not finite are never
+** written, and temp files that a killed save left behind are removed.
 */
 #ifndef RN_CHECKPOINT_H
 #define RN_CHECKPOINT_H

@@ -48,6 +48,10 @@ struct rn_trainer {
     rn_smooth smooth;
     epoch_row *hist;        /* one row per finished epoch */
     rn_epoch_info last;     /* the last finished epoch, for cfg->on_epoch */
+    float *bn_backup;       /* skip_nonfinite: BN running stats before the step, restored on a skip */
+    int64_t *nbt_backup;
+    long skipped, first_skipped;
+    long saved_step;        /* step of the last checkpoint written or resumed from (-1: none) */
 };
 
 /* Seconds on a monotonic clock. */
@@ -148,7 +152,13 @@ rn_status rn_trainer_create(rn_model *m, rn_loader *train, rn_loader *valid, con
     t->st.best = -1;
     t->smooth = (rn_smooth)RN_SMOOTH_INIT;
     t->hist = calloc((size_t)total_epochs(t) + 1, sizeof *t->hist);
-    rn_status st = t->hist ? make_ranges(t, err) : rn_fail(err, RN_ERR_NOMEM, "out of memory");
+    t->saved_step = -1;
+    if (cfg->skip_nonfinite) {
+        t->bn_backup = malloc((m->nbuffers + 1) * sizeof(float));
+        t->nbt_backup = malloc(((size_t)m->nbn + 1) * sizeof(int64_t));
+    }
+    int nomem = !t->hist || (cfg->skip_nonfinite && (!t->bn_backup || !t->nbt_backup));
+    rn_status st = !nomem ? make_ranges(t, err) : rn_fail(err, RN_ERR_NOMEM, "out of memory");
     if (!st && t->nbatches == 0)
         st = rn_fail(err, RN_ERR_ARG, "the training set gives no batch (fewer samples than the batch size with drop-last?)");
     if (!st) st = rn_optim_create(&cfg->optim, t->ranges, t->nranges, NGROUPS, &t->opt, err);
@@ -165,10 +175,18 @@ void rn_trainer_free(rn_trainer *t) {
     rn_optim_free(t->opt);
     free(t->ranges);
     free(t->hist);
+    free(t->bn_backup);
+    free(t->nbt_backup);
     free(t);
 }
 
 const rn_train_state *rn_trainer_state(const rn_trainer *t) { return &t->st; }
+
+/* Steps skipped for a non-finite loss or gradient (see trainer.h). */
+long rn_trainer_skipped(const rn_trainer *t, long *first) {
+    *first = t->first_skipped;
+    return t->skipped;
+}
 
 /* Reads finished epochs' rows back from log.csv, for the curves of a resumed run. */
 static void reload_history(rn_trainer *t) {
@@ -196,6 +214,7 @@ rn_status rn_trainer_resume(rn_trainer *t, const char *dir, rn_error *err) {
         return rn_fail(err, RN_ERR_ARG, "%s: the checkpoint is at batch %zu, but an epoch has %zu batches (another "
                        "batch size or data set?)", dir, t->st.batch, t->nbatches);
     t->smooth.avg = t->st.smooth_avg, t->smooth.n = t->st.smooth_n;
+    t->saved_step = t->st.step;
     if (t->cfg->out_dir) {
         char path[4096];
         snprintf(path, sizeof path, "%s/log.csv", t->cfg->out_dir);
@@ -211,6 +230,7 @@ static rn_status save(rn_trainer *t, int best, rn_error *err) {
     if (!t->cfg->out_dir) return RN_OK;
     t->st.smooth_avg = t->smooth.avg, t->st.smooth_n = t->smooth.n;
     rn_status st = rn_ckpt_save(t->cfg->out_dir, t->m, t->opt, &t->st, t->cfg->args_json, err);
+    if (!st) t->saved_step = t->st.step;
     if (st || !best) return st;
     char path[4096];
     snprintf(path, sizeof path, "%s/best.safetensors", t->cfg->out_dir);
@@ -224,6 +244,42 @@ static void zero_frozen(rn_trainer *t, const phase *p) {
         if (p->frozen[t->ranges[i].group]) memset(t->m->grads + t->ranges[i].off, 0, t->ranges[i].len * sizeof(float));
 }
 
+/* Whether all n values are finite: NaN or Inf anywhere makes the sum of
+** v * 0 NaN (one vectorized pass, small beside a training step). */
+static int all_finite(const float *v, size_t n) {
+    float acc = 0;
+    for (size_t i = 0; i < n; i++) acc += v[i] * 0.0f;
+    return acc == 0;
+}
+
+/* Fails for a diverged step: names the step, what went wrong and the last
+** good checkpoint, which is left as it is. */
+static rn_status diverged(const rn_trainer *t, const char *what, double loss, rn_error *err) {
+    char where[4200] = "no checkpoint was written";
+    if (t->cfg->out_dir && t->saved_step >= 0)
+        snprintf(where, sizeof where, "the last good checkpoint is %s/last.safetensors (step %ld)", t->cfg->out_dir,
+                 t->saved_step);
+    return rn_fail(err, RN_ERR_ARG, "step %ld: %s (loss %g); training stopped (lower --lr, add --clip, or skip such "
+                   "steps with --skip-nonfinite); %s", t->st.step + 1, what, loss, where);
+}
+
+/* A step whose loss, gradient or BN statistics are not finite: with
+** skip_nonfinite, puts the BN running statistics back and counts the step
+** as skipped (no optimizer update, *loss NaN so that it stays out of the
+** smoothed loss); otherwise fails (see diverged). */
+static rn_status nonfinite_step(rn_trainer *t, double *loss, rn_error *err) {
+    rn_model *m = t->m;
+    if (!t->cfg->skip_nonfinite)
+        return diverged(t, isfinite(*loss) ? "a gradient or batchnorm statistic is not finite" : "the loss is not finite",
+                        *loss, err);
+    memcpy(m->buffers, t->bn_backup, m->nbuffers * sizeof(float));
+    memcpy(m->nbt, t->nbt_backup, (size_t)m->nbn * sizeof(int64_t));
+    if (!t->skipped++) t->first_skipped = t->st.step + 1;
+    t->st.step++;
+    *loss = NAN;
+    return RN_OK;
+}
+
 /* One optimizer step on batch b with the phase's rates for step s of the phase. */
 static rn_status train_batch(rn_trainer *t, const phase *p, long s, const rn_batch *b, double *loss, rn_error *err) {
     rn_model *m = t->m;
@@ -235,19 +291,27 @@ static rn_status train_batch(rn_trainer *t, const phase *p, long s, const rn_bat
         return rn_fail(err, RN_ERR_FORMAT, "rank %d: every image of its share of batch %zu was undecodable",
                        rn_dist_rank(d), t->st.batch);
     rn_dist_step(d, t->st.step);
+    if (t->bn_backup) {
+        memcpy(t->bn_backup, m->buffers, m->nbuffers * sizeof(float));
+        memcpy(t->nbt_backup, m->nbt, (size_t)m->nbn * sizeof(int64_t));
+    }
     rn_status st = rn_model_train_step(m, b->x, b->labels, b->n, m->input_h, m->input_w, t->cfg->label_smoothing,
                                        NULL, loss, err);
-    if (!st) st = rn_dist_finish_grads(d, loss, err);
     if (st) return st;
-    if (!isfinite(*loss))
-        return rn_fail(err, RN_ERR_ARG, "step %ld: the loss is %g; training diverged (lower --lr?)%s%s%s",
-                       t->st.step + 1, *loss, t->cfg->out_dir ? "; the last good checkpoint is " : "",
-                       t->cfg->out_dir ? t->cfg->out_dir : "", t->cfg->out_dir ? "/last.safetensors" : "");
+    if (t->cfg->test_nan_step == t->st.step + 1) m->grads[m->nparams / 2] = NAN;
+    /* Data-parallel: a NaN gradient reaches every rank through the sums; a
+    ** rank's own non-finite BN statistics are made a NaN loss, so that every
+    ** rank stops (or skips) at this step together. */
+    if (rn_dist_size(d) > 1 && !all_finite(m->buffers, m->nbuffers)) *loss = NAN;
+    if ((st = rn_dist_finish_grads(d, loss, err))) return st;
+    if (!isfinite(*loss) || !all_finite(m->grads, m->nparams) || !all_finite(m->buffers, m->nbuffers))
+        return nonfinite_step(t, loss, err);
     if (t->cfg->clip > 0) {
         zero_frozen(t, p);
         rn_clip_grad_norm(m->grads, m->nparams, t->cfg->clip);
     }
     rn_optim_step(t->opt, lrs, mom, p->frozen, m->params, m->grads);
+    if (!all_finite(m->params, m->nparams)) return diverged(t, "the update made a weight infinite", *loss, err);
     t->st.step++;
     return RN_OK;
 }
@@ -275,14 +339,19 @@ static rn_status train_epoch(rn_trainer *t, int *stopped, rn_error *err) {
         if ((st = train_batch(t, &p, s, b, &loss, err))) break;
         t->st.batch++;
         images += (size_t)b->n * (size_t)rn_dist_size(t->cfg->dist);
-        double avg = rn_smooth_update(&t->smooth, loss);
+        double avg = isfinite(loss) ? rn_smooth_update(&t->smooth, loss) : rn_smooth_value(&t->smooth);
         if (t->report) rn_report_batch(t->report, t->st.batch, avg, images / (now() - t0 + 1e-9));
         rn_step_info info = {t->st.epoch, t->st.step, t->st.batch, t->nbatches, loss, avg,
                              rn_sched_lr(&p.sched, s) * p.mult[G_HEAD]};
-        if ((t->cfg->max_steps && t->st.step >= t->cfg->max_steps) || (t->cfg->on_step && t->cfg->on_step(&info, t->cfg->user))) {
+        int stop = (t->cfg->stop && *t->cfg->stop) || (t->cfg->on_step && t->cfg->on_step(&info, t->cfg->user));
+        if ((st = rn_dist_any(t->cfg->dist, &stop, err))) break; /* every rank stops at the same step */
+        if ((t->cfg->max_steps && t->st.step >= t->cfg->max_steps) || stop) {
             *stopped = 1;
             break;
         }
+        if (t->cfg->save_every && t->st.step % t->cfg->save_every == 0 && t->st.batch < t->nbatches &&
+            (st = save(t, 0, err)))
+            break;
     }
     if (t->report) rn_report_epoch_end(t->report);
     return st;
@@ -324,7 +393,7 @@ rn_status rn_trainer_fit(rn_trainer *t, rn_error *err) {
     rn_status st = rn_dist_check_same(t->cfg->dist, rn_model_crc(t->m), "the model's CRC-32 at the start", err);
     if (st) return st;
     if (t->report && t->st.epoch < total_epochs(t)) rn_report_header(t->report);
-    while (!st && t->st.epoch < total_epochs(t)) {
+    while (!st && t->st.epoch < total_epochs(t) && !(t->cfg->stop && *t->cfg->stop)) {
         int stopped = 0;
         double t0 = now();
         phase p;

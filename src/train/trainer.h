@@ -28,6 +28,8 @@
 #ifndef RN_TRAINER_H
 #define RN_TRAINER_H
 
+#include <signal.h>
+
 #include "data/augment.h"
 #include "data/loader.h"
 #include "model/model.h"
@@ -57,6 +59,11 @@ typedef struct {
     rn_step_callback on_step;   /* after every step; non-zero stops the run there (NULL: none) */
     rn_epoch_callback on_epoch; /* after every epoch's validation and checkpoint; non-zero stops */
     void *user;            /* passed to both */
+    long save_every;       /* also checkpoint every this many steps (0: at epoch ends and stops only) */
+    int skip_nonfinite;    /* skip a step whose loss or gradient is not finite (default: stop there) */
+    volatile sig_atomic_t *stop; /* when set (a signal handler), stop after the current step with a
+                                  ** checkpoint, as max_steps does; NULL = never */
+    long test_nan_step;    /* test hook: make a gradient NaN at this step (RN_TEST_NAN_GRAD_STEP); 0 = off */
 } rn_train_config;
 
 /* Where a run is: what a checkpoint must hold besides weights and optimizer state. */
@@ -89,6 +96,8 @@ rn_status rn_trainer_resume(rn_trainer *t, const char *dir, rn_error *err);
 rn_status rn_trainer_fit(rn_trainer *t, rn_error *err);
 /* The position reached. */
 const rn_train_state *rn_trainer_state(const rn_trainer *t);
+/* Steps skipped by skip_nonfinite so far in this process, and the first one (0: none). */
+long rn_trainer_skipped(const rn_trainer *t, long *first);
 
 /* Runs m in eval mode over every batch of `valid` (epoch 0): mean loss
 ** (with label smoothing eps), top-1 and top-5 accuracy, and the confusion
