@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "cli/session.h"
@@ -149,8 +150,11 @@ static int predict_parse(int argc, char **argv, predict_args *p) {
     if (pr == 1) return -1;
     if (pr == 0 && !rn_args_int("topk", p->topk_s, 1, 64, &p->topk) &&
         !rn_args_int("threads", p->threads, 1, 1024, &p->nthreads) && !rn_session_dtype("predict", p->dtype, &p->prec)) {
+        struct stat st;
         if (!p->model || p->nimages == 0)
             rn_cli_error("predict: --model and at least one image are required (see 'resnet predict --help')");
+        else if (p->show && (stat(p->show, &st) != 0 || !S_ISDIR(st.st_mode)))
+            rn_cli_error("predict: --show %s: not an existing directory (the images are drawn into it)", p->show);
         else
             code = 0;
     }

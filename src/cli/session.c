@@ -72,6 +72,19 @@ static int opt_int(const char *name, const char *text, long lo, long hi, int *fi
     return 0;
 }
 
+/* Parses "LO,HI" with 1 <= LO <= HI <= 65536 (strtol, so that an
+** overflowing number is refused rather than wrapped); -1 when malformed. */
+static int scale_range(const char *text, int *lo, int *hi) {
+    char *end;
+    long a = strtol(text, &end, 10), b;
+    if (end == text || *end != ',') return -1;
+    const char *p = end + 1;
+    b = strtol(p, &end, 10);
+    if (end == p || *end || a < 1 || b < a || b > 65536) return -1;
+    *lo = (int)a, *hi = (int)b;
+    return 0;
+}
+
 /* Applies the user's augmentation changes on top of a preset. */
 static int apply_changes(const rn_data_args *a, rn_augment *g) {
     if (opt_float("min-scale", a->min_scale, 0.01, 1, &g->min_scale) || opt_float("rotate", a->rotate, 0, 180, &g->max_rotate) ||
@@ -85,9 +98,8 @@ static int apply_changes(const rn_data_args *a, rn_augment *g) {
     if ((a->rotate || a->zoom || a->warp) && g->p_affine <= 0) g->p_affine = 0.75f;
     if (a->lighting && g->p_lighting <= 0) g->p_lighting = 0.75f;
     if (a->no_flip) g->flip = 0;
-    if (a->scale_aug && (sscanf(a->scale_aug, "%d,%d", &g->scale_lo, &g->scale_hi) != 2 || g->scale_lo < 1 ||
-                         g->scale_hi < g->scale_lo)) {
-        rn_cli_error("--scale-aug: '%s' is not LO,HI with 1 <= LO <= HI", a->scale_aug);
+    if (a->scale_aug && scale_range(a->scale_aug, &g->scale_lo, &g->scale_hi)) {
+        rn_cli_error("--scale-aug: '%s' is not LO,HI with 1 <= LO <= HI <= 65536", a->scale_aug);
         return -1;
     }
     return 0;
