@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every test suite against a build directory and prints the total as
 # "N passed, M failed" on its last line; exits non-zero if anything failed.
-#   tests/run.sh build        the optimized build (C tests, CLI, PyTorch parity)
+#   tests/run.sh build        the optimized build (C tests, CLI, PyTorch parity,
+#                             and a 60-second libFuzzer smoke run of build-fuzz/)
 #   tests/run.sh build-san    the sanitizer build (C tests and CLI only)
 # PyTorch suites run with Debian's /usr/bin/python3 (python3-torch).
 BUILD=${1:-build}
@@ -39,11 +40,13 @@ run augment "$BUILD/test_augment"
 run data "$BUILD/test_data"
 run report "$BUILD/test_report"
 run cli tests/cli.sh "$BUILD"
+run badinput tests/badinput.sh "$BUILD"
 if [ "$BUILD" = build ]; then
     run interop "$PY" tests/interop.py "$BUILD"
     run parity "$PY" tests/parity.py "$BUILD"
     run optim "$PY" tests/optim.py "$BUILD"
     run train tests/train.sh "$BUILD"
+    run fuzz tests/fuzz.sh 60
 else
     run train-quick tests/train.sh "$BUILD" quick
 fi
