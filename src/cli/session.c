@@ -21,8 +21,9 @@ int rn_session_open_data(const char *spec, const char *labels, rn_dataset *train
     const rn_dataset *half[2] = {train, valid};
     for (int i = 0; i < 2; i++)
         if (half[i] && half[i]->skipped)
-            fprintf(stderr, "resnet: %s: %zu images; skipped %zu files that are not .jpg/.jpeg/.png images "
-                    "(or are broken links)\n", half[i]->source, half[i]->n, half[i]->skipped);
+            fprintf(stderr, "resnet: %s: %zu images; skipped %zu file%s that %s not .jpg/.jpeg/.png images "
+                    "(or broken links)\n", half[i]->source, half[i]->n, half[i]->skipped,
+                    half[i]->skipped == 1 ? "" : "s", half[i]->skipped == 1 ? "is" : "are");
     return 0;
 }
 
