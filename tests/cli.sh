@@ -139,6 +139,49 @@ msg=$("$B" train --data /nonexistent/dir --epochs 1 2>&1 >/dev/null)
 msg=$("$B" predict --model /nonexistent.safetensors x.jpg 2>&1 >/dev/null)
 [ $? = 1 ] && echo "$msg" | grep -q "/nonexistent.safetensors" && ok || bad "predict names a missing model: $msg"
 
+# every flag says what it allows (issue 6): a sample across train, lr-find, eval and predict
+expect_usage_error "train negative batch" "bs: '-3' is not an integer in \[1, 1048576\]" train --bs -3
+expect_usage_error "train size 0" "size like 224 or 160x224" train --size 0
+expect_usage_error "train size 3x" "size like 224" train --size 3x
+expect_usage_error "train workers" "workers.*\[0, 256\]" train --workers -1
+expect_usage_error "train threads" "threads.*\[1, 1024\]" train --threads 0
+expect_usage_error "train seed" "seed.*\[0, " train --seed -1
+expect_usage_error "train steps" "steps.*\[1, " train --steps 0
+expect_usage_error "train momentum" "momentum.*\[0, 0.9999\]" train --momentum 2
+expect_usage_error "train pct-start" "pct-start.*\[0.001, 0.999\]" train --pct-start 0
+expect_usage_error "train infinite wd" "wd.*finite number" train --wd inf
+expect_usage_error "train label smoothing" "label-smoothing.*\[0, 0.999\]" train --label-smoothing 1
+expect_usage_error "train milestone overflow" "milestones.*\[1, 1000000\]" train --sched step --milestones 4294967297
+expect_usage_error "train scale-aug overflow" "LO,HI with 1 <= LO <= HI" train --scale-aug 1,99999999999
+expect_usage_error "train bad preset" "preset" train --preset sharp
+expect_usage_error "train bad normalize" "dataset, imagenet or none" train --normalize zscore
+expect_usage_error "train bad classes" "classes.*\[1, 1000000\]" train --classes -5
+expect_usage_error "train bad widths" "widths.*\[1, 4096\]" train --blocks 1,1 --widths 8,0
+expect_usage_error "train flag with a value" "takes no value" train --nesterov=1
+expect_usage_error "lr-find end below start" "end-lr 0.001 must be larger than --start-lr 0.1" lr-find --start-lr 0.1 --end-lr 1e-3
+expect_usage_error "lr-find iters" "iters.*\[10, " lr-find --iters 5
+expect_usage_error "eval negative batch" "bs.*\[1, " eval --model m.safetensors --bs -1
+expect_usage_error "eval most-confused" "most-confused.*\[0, " eval --model m.safetensors --most-confused -1
+expect_usage_error "predict topk" "topk.*\[1, 64\]" predict --model m.safetensors --topk 0 x.jpg
+expect_usage_error "predict show" "show /nonexistent: not an existing directory" predict --model m.safetensors --show /nonexistent x.jpg
+msg=$("$B" predict --dtype fp32 --model /nonexistent.safetensors x.jpg 2>&1 >/dev/null)
+[ $? = 1 ] && echo "$msg" | grep -q "/nonexistent.safetensors" && ok || bad "predict --dtype takes its value: $msg"
+
+# --bs against the network: a batch of 1 where a batchnorm sees a single value per
+# channel is refused; a last batch of 1 image is dropped with a note, not a failed run
+T=$(mktemp -d "${TMPDIR:-/tmp}/rn_cli.XXXXXX")
+/usr/bin/python3 -c '
+import struct, sys
+for split, n in (("train", 9), ("t10k", 3)):
+    open("%s/%s-images-idx3-ubyte" % (sys.argv[1], split), "wb").write(struct.pack(">IIII", 0x803, n, 8, 8) + bytes(range(64)) * n)
+    open("%s/%s-labels-idx1-ubyte" % (sys.argv[1], split), "wb").write(struct.pack(">II", 0x801, n) + bytes(i % 2 for i in range(n)))' "$T"
+expect_usage_error "batch of 1 too small for batchnorm" "bs 1 at --size 4x4 is too small to train resnet20.*use --bs 2 or more" \
+    train --data "idx:$T" --arch resnet20 --size 4 --bs 1
+msg=$("$B" train --data "idx:$T" --arch resnet20 --size 4 --bs 4 --epochs 1 2>&1)
+[ $? = 0 ] && echo "$msg" | grep -q "9 images make a last batch of 1.*dropped each epoch" && ok ||
+    bad "a last batch of 1 is dropped with a note: $msg"
+rm -rf "$T"
+
 # regression: a stride-2 backward-data phase with no rows (8x1 input) divided by zero
 "$B" bench --arch resnet18 --size 8x1 --bs 2 --steps 1 --warmup 0 --peak-gflops 500 >/dev/null 2>&1 && ok || bad "bench resnet18 8x1 train"
 

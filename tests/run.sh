@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs every test suite against a build directory and prints the total as
 # "N passed, M failed" on its last line; exits non-zero if anything failed.
-#   tests/run.sh build        the optimized build (C tests, CLI, PyTorch parity)
+#   tests/run.sh build        the optimized build (C tests, CLI, PyTorch parity,
+#                             and a 60-second libFuzzer smoke run of build-fuzz/)
 #   tests/run.sh build-san    the sanitizer build (C tests and CLI only)
 # PyTorch suites run with Debian's /usr/bin/python3 (python3-torch).
 BUILD=${1:-build}
@@ -40,6 +41,7 @@ run data "$BUILD/test_data"
 run report "$BUILD/test_report"
 run api "$BUILD/test_api"
 run cli tests/cli.sh "$BUILD"
+run badinput tests/badinput.sh "$BUILD"
 if [ "$BUILD" = build ]; then
     run interop "$PY" tests/interop.py "$BUILD"
     run api-cli tests/api.sh "$BUILD"
@@ -49,6 +51,7 @@ if [ "$BUILD" = build ]; then
     run train tests/train.sh "$BUILD"
     run dist "$PY" tests/dist.py "$BUILD"
     run faults tests/faults.sh "$BUILD"
+    run fuzz tests/fuzz.sh 60
 else
     run train-quick tests/train.sh "$BUILD" quick
 fi

@@ -98,40 +98,64 @@ static int evaluate(rn_model *m, rn_loader *l, const char *confusion, long top) 
     return code;
 }
 
-/* `resnet eval`: see usage_text. */
-int rn_cmd_eval(int argc, char **argv) {
-    rn_data_args d = {0};
-    const char *model = NULL, *confusion = NULL, *most = NULL, *threads = NULL, *dtype = NULL;
-    const rn_opt opts[] = {RN_DATA_OPTS(d), {"model", &model, 0}, {"confusion", &confusion, 0},
-                           {"most-confused", &most, 0}, {"threads", &threads, 0}, {"dtype", &dtype, 0}, {0, 0, 0}};
+/* The options of `resnet eval`, parsed and checked. */
+typedef struct {
+    rn_data_args d;
+    const char *model, *confusion, *most, *threads, *dtype;
     rn_precision prec;
+    long top, nthreads;
+} eval_args;
+
+/* Parses and checks the options without opening anything; returns -1
+** for --help, 0 when valid, 2 after printing a usage error. */
+static int eval_parse(int argc, char **argv, eval_args *e) {
+    const rn_opt opts[] = {RN_DATA_OPTS(e->d), {"model", &e->model, 0}, {"confusion", &e->confusion, 0},
+                           {"most-confused", &e->most, 0}, {"threads", &e->threads, 0}, {"dtype", &e->dtype, 0}, {0, 0, 0}};
     int pr = rn_args_parse("eval", argc, argv, opts);
-    long top = 10, nthreads = 0;
-    if (pr == 1) return fputs(usage_text, stdout), 0;
-    if (pr < 0 || rn_args_int("most-confused", most, 0, 1000000, &top) || rn_args_int("threads", threads, 1, 1024, &nthreads) ||
-        rn_session_check(&d) || rn_session_dtype("eval", dtype, &prec))
+    e->top = 10, e->nthreads = 0;
+    if (pr == 1) return -1;
+    if (pr < 0 || rn_args_int("most-confused", e->most, 0, 1000000, &e->top) ||
+        rn_args_int("threads", e->threads, 1, 1024, &e->nthreads) || rn_session_check(&e->d) ||
+        rn_session_dtype("eval", e->dtype, &e->prec))
         return 2;
-    if (!model) {
+    if (!e->model) {
         rn_cli_error("eval: --model is required (see 'resnet eval --help')");
         return 2;
     }
-    if (nthreads) omp_set_num_threads((int)nthreads);
+    return 0;
+}
+
+/* Parse-only entry of `resnet eval` (see commands.h). */
+int rn_cmd_eval_check(int argc, char **argv) {
+    eval_args e = {0};
+    int r = eval_parse(argc, argv, &e);
+    return r < 0 ? 0 : r;
+}
+
+/* `resnet eval`: see usage_text. */
+int rn_cmd_eval(int argc, char **argv) {
+    eval_args e = {0};
+    int pr = eval_parse(argc, argv, &e);
+    if (pr < 0) return fputs(usage_text, stdout), 0;
+    if (pr) return pr;
+    if (e.nthreads) omp_set_num_threads((int)e.nthreads);
     rn_model *m = NULL;
     rn_dataset valid = {0};
     rn_loader *l = NULL;
     rn_augment aug;
     rn_error err;
     int code = 1;
-    if (rn_model_open(model, &m, &err)) {
+    if (rn_model_open(e.model, &m, &err)) {
         rn_cli_error("%s", err.msg);
-    } else if (rn_session_set_precision("eval", m, prec)) {
+    } else if (rn_session_set_precision("eval", m, e.prec)) {
         /* printed */
-    } else if (!rn_session_open_data(d.data, d.labels, NULL, &valid)) {
+    } else if (!rn_session_open_data(e.d.data, e.d.labels, NULL, &valid)) {
         rn_session_model_augment(m, &aug);
         if (valid.nclasses != m->spec.classes)
-            rn_cli_error("%s has %d classes but %s predicts %d", valid.source, valid.nclasses, model, m->spec.classes);
-        else if (!rn_session_loader(&valid, &aug, &d, 0, 0, &l))
-            code = evaluate(m, l, confusion, top);
+            rn_cli_error("%s has %d classes but %s predicts %d", valid.source, valid.nclasses, e.model, m->spec.classes);
+        else if (!rn_session_loader(&valid, &aug, &e.d, 0, 0, &l))
+            code = evaluate(m, l, e.confusion, e.top);
+        rn_session_print_skipped(l, 1);
     }
     rn_loader_free(l);
     rn_dataset_free(&valid);

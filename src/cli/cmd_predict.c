@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/commands.h"
 #include "cli/session.h"
@@ -95,31 +96,62 @@ static int predict_all(const char *model, char **images, int ni, long topk, cons
     return failed ? 1 : 0;
 }
 
+/* The options of `resnet predict`, parsed and checked; images point into
+** an array of argc + 1 entries the caller frees. */
+typedef struct {
+    const char *model, *topk_s, *show, *threads, *dtype;
+    rn_precision prec;
+    long topk, nthreads;
+    char **images;
+    int nimages;
+} predict_args;
+
+/* Splits and checks the arguments without opening anything; returns -1
+** for --help, 0 when valid, 1 out of memory, 2 after printing a usage error. */
+static int predict_parse(int argc, char **argv, predict_args *p) {
+    const rn_opt opts[] = {{"model", &p->model, 0},     {"topk", &p->topk_s, 0}, {"show", &p->show, 0},
+                           {"threads", &p->threads, 0}, {"dtype", &p->dtype, 0}, {0, 0, 0}};
+    char **ov = calloc((size_t)argc + 1, sizeof(char *));
+    int oc, code = 2;
+    p->images = calloc((size_t)argc + 1, sizeof(char *));
+    p->prec = RN_PREC_FP32, p->topk = 5, p->nthreads = 0;
+    if (!ov || !p->images) return free(ov), 1;
+    split_args(argc, argv, ov, &oc, p->images, &p->nimages);
+    int pr = rn_args_parse("predict", oc, ov, opts);
+    free(ov);
+    if (pr == 1) return -1;
+    if (pr == 0 && !rn_args_int("topk", p->topk_s, 1, 64, &p->topk) &&
+        !rn_args_int("threads", p->threads, 1, 1024, &p->nthreads) && !rn_session_dtype("predict", p->dtype, &p->prec)) {
+        struct stat st;
+        if (!p->model || p->nimages == 0)
+            rn_cli_error("predict: --model and at least one image are required (see 'resnet predict --help')");
+        else if (p->show && (stat(p->show, &st) != 0 || !S_ISDIR(st.st_mode)))
+            rn_cli_error("predict: --show %s: not an existing directory (the images are drawn into it)", p->show);
+        else
+            code = 0;
+    }
+    return code;
+}
+
+/* Parse-only entry of `resnet predict` (see commands.h). */
+int rn_cmd_predict_check(int argc, char **argv) {
+    predict_args p = {0};
+    int r = predict_parse(argc, argv, &p);
+    free(p.images);
+    return r < 0 ? 0 : r;
+}
+
 /* `resnet predict`: see usage_text. */
 int rn_cmd_predict(int argc, char **argv) {
-    const char *model = NULL, *topk_s = NULL, *show = NULL, *threads = NULL, *dtype = NULL;
-    const rn_opt opts[] = {{"model", &model, 0},     {"topk", &topk_s, 0}, {"show", &show, 0},
-                           {"threads", &threads, 0}, {"dtype", &dtype, 0}, {0, 0, 0}};
-    rn_precision prec = RN_PREC_FP32;
-    char **ov = calloc((size_t)argc + 1, sizeof(char *)), **images = calloc((size_t)argc + 1, sizeof(char *));
-    int oc, ni, code = 2;
-    long topk = 5, nthreads = 0;
-    if (!ov || !images) return free(ov), free(images), 1;
-    split_args(argc, argv, ov, &oc, images, &ni);
-    int pr = rn_args_parse("predict", oc, ov, opts);
-    if (pr == 1) {
+    predict_args p = {0};
+    int code = predict_parse(argc, argv, &p);
+    if (code < 0) {
         fputs(usage_text, stdout);
         code = 0;
-    } else if (pr == 0 && !rn_args_int("topk", topk_s, 1, 64, &topk) && !rn_args_int("threads", threads, 1, 1024, &nthreads) &&
-               !rn_session_dtype("predict", dtype, &prec)) {
-        if (!model || ni == 0) {
-            rn_cli_error("predict: --model and at least one image are required (see 'resnet predict --help')");
-        } else {
-            if (nthreads) omp_set_num_threads((int)nthreads);
-            code = predict_all(model, images, ni, topk, show, prec);
-        }
+    } else if (code == 0) {
+        if (p.nthreads) omp_set_num_threads((int)p.nthreads);
+        code = predict_all(p.model, p.images, p.nimages, p.topk, p.show, p.prec);
     }
-    free(ov);
-    free(images);
+    free(p.images);
     return code;
 }

@@ -316,23 +316,33 @@ static int check_memory(train_args *o, run *r, int h, int w) {
     return 0;
 }
 
-/* Opens data and model and builds the loaders; returns an exit code. */
-static int setup_data(train_args *o, run *r) {
-    long seed = 0, threads = 0, steps = 0, save_every = 0;
-    int h, w;
-    if (rn_args_int("seed", o->seed, 0, 0x7fffffffffffffffL, &seed) || rn_args_int("threads", o->threads, 1, 1024, &threads) ||
+/* Converts and checks every option that needs no file, so that a bad
+** value is a usage error (exit 2) before minutes of loading: fills r->cfg,
+** r->prec and *seed, *threads, *h, *w; returns 0 or 2. */
+static int check_args(train_args *o, run *r, long *seed, long *threads, int *h, int *w) {
+    long steps = 0, save_every = 0;
+    if (rn_args_int("seed", o->seed, 0, 0x7fffffffffffffffL, seed) || rn_args_int("threads", o->threads, 1, 1024, threads) ||
         rn_args_int("steps", o->steps, 1, 0x7fffffffffffffffL, &steps) ||
-        rn_args_int("save-every", o->save_every, 1, 0x7fffffffffffffffL, &save_every) || rn_session_size(&o->d, &h, &w) ||
+        rn_args_int("save-every", o->save_every, 1, 0x7fffffffffffffffL, &save_every) || rn_session_size(&o->d, h, w) ||
         rn_train_config_from_args(&o->t, &r->cfg) || rn_session_check(&o->d) || check_arch(o) ||
         rn_session_dtype(o->lr_find ? "lr-find" : "train", o->dtype, &r->prec))
         return 2;
     r->cfg.max_steps = steps, r->cfg.save_every = save_every, r->cfg.skip_nonfinite = o->skip_nonfinite;
+    return 0;
+}
+
+/* Opens data and model and builds the loaders; returns an exit code. */
+static int setup_data(train_args *o, run *r) {
+    long seed = 0, threads = 0;
+    int h, w;
+    if (check_args(o, r, &seed, &threads, &h, &w)) return 2;
     const char *nan_step = getenv("RN_TEST_NAN_GRAD_STEP"); /* fault injection for tests/faults.sh */
     r->cfg.test_nan_step = nan_step ? atol(nan_step) : 0;
     if (threads > 0) omp_set_num_threads((int)threads);
-    if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed) ||
-        check_memory(o, r, h, w))
+    if (rn_session_open_data(o->d.data, o->d.labels, &r->train, &r->valid) || make_model(o, r, (uint64_t)seed))
         return 1;
+    if (rn_session_batch_fits(r->model, &r->train, h, w, &o->d)) return 2;
+    if (check_memory(o, r, h, w)) return 1;
     int c = r->model->spec.in_channels < 3 ? r->model->spec.in_channels : 3;
     if (rn_session_augment(&o->d, &r->train, h, w, c, &r->aug) || describe_model(r)) return 1;
     rn_session_model_augment(r->model, &r->eval_aug);
@@ -391,12 +401,6 @@ static int setup(train_args *o, run *r, int argc, char **argv) {
     return 0;
 }
 
-/* Prints loader warnings (skipped files) once each. */
-static void print_skipped(rn_loader *l) {
-    char msg[1200];
-    while (rn_loader_take_message(l, msg, sizeof msg)) fprintf(stderr, "resnet: skipped %s\n", msg);
-}
-
 /* The signal that asked training to stop (0: none). A signal handler can
 ** only reach a global; the trainer polls it through cfg.stop after each step. */
 static volatile sig_atomic_t stop_signal;
@@ -437,8 +441,8 @@ static int train(run *r, const char *out, int quiet) {
     r->cfg.stop = &stop_signal;
     catch_stop_signals();
     rn_status st = rn_trainer_fit(r->trainer, &err);
-    print_skipped(r->tl);
-    print_skipped(r->vl);
+    rn_session_print_skipped(r->tl, 0);
+    rn_session_print_skipped(r->vl, 0);
     long first, nonfinite = rn_trainer_skipped(r->trainer, &first);
     if (nonfinite)
         fprintf(stderr, "resnet: skipped %ld steps with a non-finite loss, gradient or batchnorm statistic (the first: step %ld)\n",
@@ -510,16 +514,26 @@ int rn_cmd_train(int argc, char **argv) {
     return leave_job(r.dist, code);
 }
 
-/* Runs the finder after setup_data, prints the suggestion, draws the curve. */
-static int lr_find(train_args *o, run *r) {
-    rn_lr_find_config c = {1e-7, 10, 100, r->cfg.mom_max, r->cfg.label_smoothing};
+/* Reads lr-find's own options into *c (rates, steps); returns 0 or 2. */
+static int lr_find_config(const train_args *o, rn_lr_find_config *c) {
     long iters = 100;
-    rn_lr_curve curve;
-    rn_error err;
-    if (rn_args_float("start-lr", o->start_lr, 1e-12, 1e3, &c.start) || rn_args_float("end-lr", o->end_lr, 1e-12, 1e6, &c.end) ||
+    *c = (rn_lr_find_config){1e-7, 10, 100, 0, 0};
+    if (rn_args_float("start-lr", o->start_lr, 1e-12, 1e3, &c->start) || rn_args_float("end-lr", o->end_lr, 1e-12, 1e6, &c->end) ||
         rn_args_int("iters", o->iters, 10, 1000000, &iters))
         return 2;
-    c.iters = (int)iters;
+    if (c->end <= c->start) {
+        rn_cli_error("lr-find: --end-lr %g must be larger than --start-lr %g", c->end, c->start);
+        return 2;
+    }
+    c->iters = (int)iters;
+    return 0;
+}
+
+/* Runs the finder after setup_data, prints the suggestion, draws the curve. */
+static int lr_find(train_args *o, run *r, rn_lr_find_config c) {
+    rn_lr_curve curve;
+    rn_error err;
+    c.mom = r->cfg.mom_max, c.label_smoothing = r->cfg.label_smoothing;
     if (rn_lr_find(r->model, r->tl, &r->cfg.optim, &c, &curve, &err)) {
         rn_cli_error("%s", err.msg);
         return 1;
@@ -545,11 +559,27 @@ static int lr_find(train_args *o, run *r) {
 int rn_cmd_lr_find(int argc, char **argv) {
     train_args o = {.lr_find = 1};
     run r = {0};
+    rn_lr_find_config c;
     int pr = parse(argc, argv, &o), code;
     if (pr == 1) return fputs(lr_find_usage, stdout), 0;
-    if (pr < 0) return 2;
+    if (pr < 0 || lr_find_config(&o, &c)) return 2;
     code = setup_data(&o, &r);
-    if (!code) code = lr_find(&o, &r);
+    if (!code) code = lr_find(&o, &r, c);
     run_free(&r);
     return code;
+}
+
+/* Parses and checks the options of `resnet train` or (lr_find != 0)
+** `resnet lr-find` without opening any file or running anything; returns
+** the exit code a run would stop with for them: 0 when they are valid
+** (or --help), 2 after printing the error. */
+int rn_cmd_train_check(int argc, char **argv, int lr_find) {
+    train_args o = {.lr_find = lr_find};
+    run r = {0};
+    rn_lr_find_config c;
+    long seed, threads;
+    int h, w, pr = parse(argc, argv, &o);
+    if (pr) return pr < 0 ? 2 : 0;
+    if (lr_find && lr_find_config(&o, &c)) return 2;
+    return check_args(&o, &r, &seed, &threads, &h, &w);
 }

@@ -17,4 +17,12 @@ int rn_cmd_lr_find(int argc, char **argv);
 int rn_cmd_eval(int argc, char **argv);
 int rn_cmd_predict(int argc, char **argv);
 
+/* Parse-only entries (for tests and the fuzzer): parse and check every
+** option as the command would, open no file and run nothing; return the
+** exit code the command would stop with for them (0 valid or --help,
+** 2 bad usage, after printing the error). lr_find selects lr-find. */
+int rn_cmd_train_check(int argc, char **argv, int lr_find);
+int rn_cmd_eval_check(int argc, char **argv);
+int rn_cmd_predict_check(int argc, char **argv);
+
 #endif

@@ -10,14 +10,32 @@
 
 #include "model/model.h"
 
-/* Opens the dataset halves, printing the error on failure. */
+/* Opens the dataset halves, printing the error on failure, and how many
+** files of an image folder were passed over (not images, broken links). */
 int rn_session_open_data(const char *spec, const char *labels, rn_dataset *train, rn_dataset *valid) {
     rn_error err;
     if (rn_dataset_open(spec ? spec : "fashion-mnist", labels, train, valid, &err)) {
         rn_cli_error("%s", err.msg);
         return -1;
     }
+    const rn_dataset *half[2] = {train, valid};
+    for (int i = 0; i < 2; i++)
+        if (half[i] && half[i]->skipped)
+            fprintf(stderr, "resnet: %s: %zu images; skipped %zu file%s that %s not .jpg/.jpeg/.png images "
+                    "(or broken links)\n", half[i]->source, half[i]->n, half[i]->skipped,
+                    half[i]->skipped == 1 ? "" : "s", half[i]->skipped == 1 ? "is" : "are");
     return 0;
+}
+
+/* Prints the loader's messages about undecodable files (each once) and,
+** when any were skipped, their count; so a run over a folder with broken
+** images says what it left out. */
+void rn_session_print_skipped(rn_loader *l, int total) {
+    char msg[1200];
+    if (!l) return;
+    while (rn_loader_take_message(l, msg, sizeof msg)) fprintf(stderr, "resnet: skipped %s\n", msg);
+    size_t n = rn_loader_skipped(l);
+    if (total && n) fprintf(stderr, "resnet: %zu image files could not be decoded and were skipped\n", n);
 }
 
 /* The augmentation preset a data spec gets by default. */
@@ -50,6 +68,19 @@ static int opt_int(const char *name, const char *text, long lo, long hi, int *fi
     return 0;
 }
 
+/* Parses "LO,HI" with 1 <= LO <= HI <= 65536 (strtol, so that an
+** overflowing number is refused rather than wrapped); -1 when malformed. */
+static int scale_range(const char *text, int *lo, int *hi) {
+    char *end;
+    long a = strtol(text, &end, 10), b;
+    if (end == text || *end != ',') return -1;
+    const char *p = end + 1;
+    b = strtol(p, &end, 10);
+    if (end == p || *end || a < 1 || b < a || b > 65536) return -1;
+    *lo = (int)a, *hi = (int)b;
+    return 0;
+}
+
 /* Applies the user's augmentation changes on top of a preset. */
 static int apply_changes(const rn_data_args *a, rn_augment *g) {
     if (opt_float("min-scale", a->min_scale, 0.01, 1, &g->min_scale) || opt_float("rotate", a->rotate, 0, 180, &g->max_rotate) ||
@@ -63,9 +94,8 @@ static int apply_changes(const rn_data_args *a, rn_augment *g) {
     if ((a->rotate || a->zoom || a->warp) && g->p_affine <= 0) g->p_affine = 0.75f;
     if (a->lighting && g->p_lighting <= 0) g->p_lighting = 0.75f;
     if (a->no_flip) g->flip = 0;
-    if (a->scale_aug && (sscanf(a->scale_aug, "%d,%d", &g->scale_lo, &g->scale_hi) != 2 || g->scale_lo < 1 ||
-                         g->scale_hi < g->scale_lo)) {
-        rn_cli_error("--scale-aug: '%s' is not LO,HI with 1 <= LO <= HI", a->scale_aug);
+    if (a->scale_aug && scale_range(a->scale_aug, &g->scale_lo, &g->scale_hi)) {
+        rn_cli_error("--scale-aug: '%s' is not LO,HI with 1 <= LO <= HI <= 65536", a->scale_aug);
         return -1;
     }
     return 0;
@@ -153,6 +183,39 @@ int rn_session_check(const rn_data_args *a) {
         return -1;
     }
     return apply_changes(a, &g);
+}
+
+/* Checks that training batches of --bs images at h x w give every
+** batchnorm layer of m at least two values per channel (a single value
+** cannot be normalized, PyTorch refuses it too). When only the last,
+** smaller batch of an epoch would hold one image, it is dropped (as with
+** --drop-last) with a note, rather than failing after a whole epoch. */
+int rn_session_batch_fits(rn_model *m, const rn_dataset *train, int h, int w, rn_data_args *a) {
+    rn_error err;
+    long bs = 128;
+    size_t least = 2;
+    const char *where = NULL;
+    if (rn_model_shapes(m, h, w, &err)) {
+        rn_cli_error("--size: %s", err.msg);
+        return -1;
+    }
+    for (int i = 0; i < m->nlayers; i++) {
+        const rn_layer *l = &m->layers[i];
+        if (l->kind == RN_L_BN && (size_t)l->h_out * l->w_out < least)
+            least = (size_t)l->h_out * l->w_out, where = l->name;
+    }
+    if (!where || rn_args_int("bs", a->bs, 1, 1 << 20, &bs)) return where ? -1 : 0;
+    if (bs < 2) {
+        rn_cli_error("--bs %ld at --size %dx%d is too small to train %s: %s would normalize a single value per "
+                     "channel; use --bs 2 or more", bs, h, w, m->spec.arch, where);
+        return -1;
+    }
+    if (train->n % (size_t)bs == 1 && !a->drop_last) {
+        fprintf(stderr, "resnet: %s: %zu images make a last batch of 1, too few for %s at %dx%d (%s); it is dropped "
+                "each epoch (as with --drop-last)\n", train->source, train->n, m->spec.arch, h, w, where);
+        a->drop_last = 1;
+    }
+    return 0;
 }
 
 /* Parses --dtype of command cmd (NULL: fp32); -1 after printing an error. */

@@ -56,6 +56,8 @@ typedef struct {
 
 /* Opens the dataset and its validation half (either may be NULL). */
 int rn_session_open_data(const char *spec, const char *labels, rn_dataset *train, rn_dataset *valid);
+/* Prints the loader's skipped-file messages and (total != 0) their count. */
+void rn_session_print_skipped(rn_loader *l, int total);
 /* The augmentation preset name for a --data spec. */
 const char *rn_session_kind(const char *spec);
 /* Builds the training augmentation: the preset for the data kind (or
@@ -76,6 +78,11 @@ int rn_session_loader(const rn_dataset *d, const rn_augment *aug, const rn_data_
 int rn_session_check(const rn_data_args *a);
 /* Reads --size (default by kind) into h, w. */
 int rn_session_size(const rn_data_args *a, int *h, int *w);
+/* Checks --bs against the batchnorm layers of m at h x w (training needs
+** two values per channel): -1 after printing an error for a batch that is
+** too small; sets a->drop_last (with a note) when only an epoch's last
+** batch of one image would be. */
+int rn_session_batch_fits(rn_model *m, const rn_dataset *train, int h, int w, rn_data_args *a);
 /* Help line of --dtype, shared by the commands that run a model. */
 #define RN_DTYPE_HELP                                                                                                  \
     "  --dtype T            fp32 (default) or bf16: convolutions in bfloat16 with fp32 sums\n"                          \

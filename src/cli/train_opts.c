@@ -36,8 +36,8 @@ static int schedule(const rn_train_args *t, rn_train_config *c) {
     while (p && *p) {
         char *end;
         long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || c->nmilestones == 8 || (*end && *end != ',')) {
-            rn_cli_error("--milestones: '%s' is not a list of at most 8 positive epochs like 30,60", t->milestones);
+        if (end == p || v < 1 || v > 1000000 || c->nmilestones == 8 || (*end && *end != ',')) {
+            rn_cli_error("--milestones: '%s' is not a list of at most 8 epochs in [1, 1000000] like 30,60", t->milestones);
             return -1;
         }
         c->milestones[c->nmilestones++] = (int)v;

@@ -18,15 +18,18 @@
 #include <string.h>
 
 /* Copies an OIHW tensor into HWIO storage (to_file 0) or back (to_file 1).
-** dims: O, I, K, K. */
-static void transpose_oihw(const int64_t *d, const float *src, float *dst, int to_file) {
+** dims: O, I, K, K. Elements are copied with memcpy: a file's tensor data
+** need not be 4-byte aligned (its offset is whatever the header says). */
+static void transpose_oihw(const int64_t *d, const void *src, void *dst, int to_file) {
     size_t O = (size_t)d[0], I = (size_t)d[1], K = (size_t)d[2] * (size_t)d[3];
+    const char *s = src;
+    char *t = dst;
     for (size_t o = 0; o < O; o++)
         for (size_t i = 0; i < I; i++)
             for (size_t k = 0; k < K; k++) {
                 size_t oihw = (o * I + i) * K + k, hwio = (k * I + i) * O + o;
-                if (to_file) dst[oihw] = src[hwio];
-                else dst[hwio] = src[oihw];
+                size_t from = to_file ? hwio : oihw, to = to_file ? oihw : hwio;
+                memcpy(t + to * sizeof(float), s + from * sizeof(float), sizeof(float));
             }
 }
 
