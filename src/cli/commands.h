@@ -16,5 +16,6 @@ int rn_cmd_train(int argc, char **argv);
 int rn_cmd_lr_find(int argc, char **argv);
 int rn_cmd_eval(int argc, char **argv);
 int rn_cmd_predict(int argc, char **argv);
+int rn_cmd_export(int argc, char **argv);
 
 #endif
