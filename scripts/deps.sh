@@ -1,11 +1,12 @@
 #!/bin/sh
 # Installs what building and testing resnet needs on Debian, if missing:
 # the compiler, cJSON, zlib, libjpeg-turbo, libpng, cairo (plots), and PyTorch for the parity
-# tests (python3-torch, python3-torchvision; run with /usr/bin/python3), and OpenMPI for
-# data-parallel training (optional at build time: the build uses it when present).
+# tests (python3-torch, python3-torchvision; run with /usr/bin/python3), python3-onnx for the
+# ONNX export test, and OpenMPI for data-parallel training (optional at build time: the
+# build uses it when present).
 set -e
 PKGS="build-essential libcjson-dev zlib1g-dev libjpeg62-turbo-dev libpng-dev libcairo2-dev pkg-config dataset-fashion-mnist \
-python3-torch python3-torchvision python3-numpy openmpi-bin libopenmpi-dev"
+python3-torch python3-torchvision python3-numpy python3-onnx openmpi-bin libopenmpi-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
