@@ -7,7 +7,7 @@ pass=0 fail=0
 ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 
-for cmd in summary init forward; do
+for cmd in summary init forward export; do
     "$B" "$cmd" --help | grep -q "usage: resnet $cmd" && ok || bad "$cmd --help"
 done
 "$B" --version | grep -q '^resnet [0-9]' && ok || bad "--version"

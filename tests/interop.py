@@ -14,7 +14,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -24,33 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
 import torch_models as tm  # noqa: E402
 
-BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
-TOL = 1e-4
-counts = {"passed": 0, "failed": 0}
-
-
-def check(ok, what):
-    counts["passed" if ok else "failed"] += 1
-    print(("ok   " if ok else "FAIL ") + what)
-
-
-def rel(a, b):
-    a, b = a.double().flatten(), b.double().flatten()
-    return ((a - b).norm() / (b.norm() + 1e-30)).item()
-
-
-def resnet(*args):
-    r = subprocess.run([os.path.join(BUILD, "resnet"), *map(str, args)], capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(r.stderr)
-    return r.stdout
-
-
-def forward(tmp, model_path, x, train=False):
-    xp, yp = os.path.join(tmp, "x.safetensors"), os.path.join(tmp, "y.safetensors")
-    st.save(xp, {"input": x})
-    resnet("forward", "--model", model_path, "--input", xp, "--output", yp, *(["--train"] if train else []))
-    return st.load(yp)[0]["logits"]
+from harness import BUILD, TOL, check, forward, randomize, rel, resnet, run_suite  # noqa: E402
 
 
 def test_init(tmp):
@@ -80,15 +53,6 @@ def test_init(tmp):
     z, _ = st.load(zpath)
     check((z["layer2.1.bn2.weight"] == 0).all() and (z["layer2.1.bn1.weight"] == 1).all(),
           "--zero-init-residual zeroes the last BN of each block only")
-
-
-def randomize(model):
-    with torch.no_grad():
-        for name, t in model.state_dict().items():
-            if name.endswith("running_var") or (name.endswith("weight") and t.dim() == 1):
-                t.copy_(torch.rand(t.shape) + 0.5)
-            elif name.endswith("running_mean") or (name.endswith("bias") and t.dim() == 1):
-                t.copy_(torch.randn(t.shape) * 0.1)
 
 
 def test_from_torchvision(tmp):
@@ -128,16 +92,7 @@ def test_label_smoothing(tmp):
 
 
 def main():
-    torch.set_num_threads(2)
-    torch.manual_seed(1)
-    with tempfile.TemporaryDirectory() as tmp:
-        for test in (test_init, test_from_torchvision, test_label_smoothing):
-            try:
-                test(tmp)
-            except Exception as ex:
-                check(False, f"{test.__name__}: {ex}")
-    print(f"interop: {counts['passed']} passed, {counts['failed']} failed")
-    sys.exit(1 if counts["failed"] else 0)
+    run_suite("interop", (test_init, test_from_torchvision, test_label_smoothing))
 
 
 if __name__ == "__main__":

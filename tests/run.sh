@@ -44,6 +44,7 @@ run cli tests/cli.sh "$BUILD"
 run badinput tests/badinput.sh "$BUILD"
 if [ "$BUILD" = build ]; then
     run interop "$PY" tests/interop.py "$BUILD"
+    run export "$PY" tests/export.py "$BUILD"
     run api-cli tests/api.sh "$BUILD"
     run install tests/install.sh "$BUILD"
     run parity "$PY" tests/parity.py "$BUILD"

@@ -16,6 +16,7 @@ int rn_cmd_train(int argc, char **argv);
 int rn_cmd_lr_find(int argc, char **argv);
 int rn_cmd_eval(int argc, char **argv);
 int rn_cmd_predict(int argc, char **argv);
+int rn_cmd_export(int argc, char **argv);
 
 /* Parse-only entries (for tests and the fuzzer): parse and check every
 ** option as the command would, open no file and run nothing; return the

@@ -23,6 +23,7 @@ static const command commands[] = {
     {"summary", rn_cmd_summary, "print the layers, parameter and MAC counts of an architecture"},
     {"init", rn_cmd_init, "write a freshly initialized model file"},
     {"forward", rn_cmd_forward, "run a model on a tensor file and write the logits"},
+    {"export", rn_cmd_export, "write a model as ONNX (opset 13) for other runtimes"},
     {"bench", rn_cmd_bench, "time training steps or inference, and the machine's fp32 peak"},
 };
 

@@ -769,16 +769,11 @@ static rn_status write_bytes(FILE *fp, const void *p, size_t n, const char *name
     return rn_fail(err, RN_ERR_IO, "%s: write failed: %s", name, strerror(errno));
 }
 
-/* Writes the header and all tensor data to fp, then flushes and fsyncs it
+/* Writes the chunks to fp one after another, then flushes and fsyncs it
 ** so the bytes are on disk before the rename makes them visible. */
-static rn_status write_contents(FILE *fp, const char *tmp, const unsigned char *hdr, size_t hlen,
-                                const rn_st_out *t, int n, rn_error *err) {
-    rn_status s = write_bytes(fp, hdr, hlen, tmp, err);
-    for (int i = 0; i < n && s == RN_OK; i++) {
-        uint64_t nb = 0;
-        out_nbytes(&t[i], &nb); /* validated by check_outputs */
-        s = write_bytes(fp, t[i].data, (size_t)nb, tmp, err);
-    }
+static rn_status write_contents(FILE *fp, const char *tmp, const rn_chunk *c, int n, rn_error *err) {
+    rn_status s = RN_OK;
+    for (int i = 0; i < n && s == RN_OK; i++) s = write_bytes(fp, c[i].data, c[i].size, tmp, err);
     if (s == RN_OK && fflush(fp) != 0)
         s = rn_fail(err, RN_ERR_IO, "%s: flush failed: %s", tmp, strerror(errno));
     if (s == RN_OK && fsync(fileno(fp)) != 0)
@@ -788,12 +783,11 @@ static rn_status write_contents(FILE *fp, const char *tmp, const unsigned char *
 
 /* Creates the temp file and writes the whole file into it durably; removes
 ** it again on any failure. */
-static rn_status write_temp(const char *tmp, const unsigned char *hdr, size_t hlen,
-                            const rn_st_out *t, int n, rn_error *err) {
+static rn_status write_temp(const char *tmp, const rn_chunk *c, int n, rn_error *err) {
     FILE *fp = fopen(tmp, "wb");
     rn_status s;
     if (!fp) return rn_fail(err, RN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    s = write_contents(fp, tmp, hdr, hlen, t, n, err);
+    s = write_contents(fp, tmp, c, n, err);
     if (fclose(fp) != 0 && s == RN_OK)
         s = rn_fail(err, RN_ERR_IO, "%s: close failed: %s", tmp, strerror(errno));
     if (s != RN_OK) remove(tmp);
@@ -842,29 +836,48 @@ static rn_status sync_dir(const char *path, rn_error *err) {
     return s;
 }
 
-/* Writes a safetensors file atomically: validate, render the header, write
-** and fsync a temp file beside path, rename it over path, fsync the
-** directory. Before the rename any failure leaves path untouched. */
+/* Writes chunks to path atomically: a temp file beside path, written and
+** fsynced, renamed over path, then the directory fsynced. Before the
+** rename any failure leaves path untouched. Shared by every file writer. */
+rn_status rn_write_atomic(const char *path, const rn_chunk *c, int n, rn_error *err) {
+    rn_status s = RN_OK;
+    char *tmp = temp_path(path);
+    if (!tmp) return rn_fail(err, RN_ERR_NOMEM, "%s: out of memory", path);
+    s = write_temp(tmp, c, n, err);
+    if (s == RN_OK && rename(tmp, path) != 0) {
+        s = rn_fail(err, RN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+        remove(tmp);
+    }
+    if (s == RN_OK) s = sync_dir(path, err);
+    free(tmp);
+    return s;
+}
+
+/* Writes a safetensors file atomically: validate, render the header, then
+** the header and each tensor's bytes as chunks through rn_write_atomic. */
 rn_status rn_st_write(const char *path, const rn_st_out *t, int n, const rn_st_meta *meta,
                       int nmeta, rn_error *err) {
     unsigned char *hdr = NULL;
     size_t hlen = 0;
-    char *tmp;
+    rn_chunk *c;
     rn_status s;
     if (!path || !*path) return rn_fail(err, RN_ERR_ARG, "rn_st_write: no path");
     s = check_outputs(path, t, n, meta, nmeta, err);
     if (s == RN_OK) s = render_header(path, t, n, meta, nmeta, &hdr, &hlen, err);
     if (s != RN_OK) return s;
-    tmp = temp_path(path);
-    if (!tmp) s = rn_fail(err, RN_ERR_NOMEM, "%s: out of memory", path);
-    if (s == RN_OK) s = write_temp(tmp, hdr, hlen, t, n, err);
-    if (s == RN_OK && rename(tmp, path) != 0) {
-        s = rn_fail(err, RN_ERR_IO, "%s: cannot rename %s over it: %s", path, tmp,
-                    strerror(errno));
-        remove(tmp);
+    c = malloc(((size_t)n + 1) * sizeof *c);
+    if (!c) {
+        free(hdr);
+        return rn_fail(err, RN_ERR_NOMEM, "%s: out of memory", path);
     }
-    if (s == RN_OK) s = sync_dir(path, err);
-    free(tmp);
+    c[0].data = hdr, c[0].size = hlen;
+    for (int i = 0; i < n; i++) {
+        uint64_t nb = 0;
+        out_nbytes(&t[i], &nb); /* validated by check_outputs */
+        c[i + 1].data = t[i].data, c[i + 1].size = (size_t)nb;
+    }
+    s = rn_write_atomic(path, c, n + 1, err);
+    free(c);
     free(hdr);
     return s;
 }

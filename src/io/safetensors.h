@@ -106,4 +106,14 @@ typedef struct {
 rn_status rn_st_write(const char *path, const rn_st_out *t, int n, const rn_st_meta *meta,
                       int nmeta, rn_error *err);
 
+/* A piece of a file to write: size bytes at data. */
+typedef struct {
+    const void *data;
+    size_t size;
+} rn_chunk;
+
+/* Writes the chunks one after another to path atomically, as rn_st_write
+** does (temp file, fsync, rename, directory fsync); errors name the file. */
+rn_status rn_write_atomic(const char *path, const rn_chunk *c, int n, rn_error *err);
+
 #endif
