@@ -3,7 +3,7 @@
 # "N passed, M failed" on its last line; exits non-zero if anything failed.
 #   tests/run.sh build        the optimized build (C tests, CLI, PyTorch parity,
 #                             and a 60-second libFuzzer smoke run of build-fuzz/)
-#   tests/run.sh build-san    the sanitizer build (C tests and CLI only)
+#   tests/run.sh build-san    the sanitizer build (C tests, CLI, parity on the small networks)
 # PyTorch suites run with Debian's /usr/bin/python3 (python3-torch).
 BUILD=${1:-build}
 PY=/usr/bin/python3
@@ -54,6 +54,7 @@ if [ "$BUILD" = build ]; then
     run faults tests/faults.sh "$BUILD"
     run fuzz tests/fuzz.sh 60
 else
+    run parity-small env PARITY_SMALL=1 "$PY" tests/parity.py "$BUILD"
     run train-quick tests/train.sh "$BUILD" quick
 fi
 echo "tests: $total_pass passed, $total_fail failed"
