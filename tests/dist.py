@@ -15,11 +15,12 @@ Data-parallel training over MPI (src/dist), end to end with mpirun:
 Float tolerance: early steps of this network amplify rounding enormously
 at usual rates (at lr 0.01, momentum 0.9, PyTorch's own fp32 and fp64 runs
 of 10 steps differ by 50-100% of the change the steps make), so the steps
-run at lr 1e-4, where they differ by 1e-5. A run matches a reference when
+run at lr 1e-4, where PyTorch's fp32 and fp64 parameters differ by about
+5e-3 of the change (ours with 1 and 2 threads by 8e-3). A run matches a reference when
 its distance to it, relative to the change the steps made (parameters and
 running statistics apart), is within 3x the distance between two equally
 valid fp32 runs (1 and 2 threads) plus 1e-4; the two semantics tested
-differ by about 2.5e-2 on that scale.
+differ by about 0.5 on that scale.
 
     /usr/bin/python3 tests/dist.py [BUILD_DIR]
 
