@@ -595,12 +595,14 @@ static void test_bf16(void) {
 ** each but the last at least the target size. */
 static void test_buckets(void) {
     const size_t ends[] = {10, 0, 20, 0, 50, 60};
-    size_t lo[7];
-    int nb = rn_dist_plan_buckets(ends, 6, 60, 15, lo);
+    size_t lo[7], wm[6];
+    int nb = rn_dist_plan_buckets(ends, 6, 60, 15, lo, wm);
     check(nb == 2 && lo[0] == 20 && lo[1] == 0, "buckets: 6 layers, target 15 -> [20,60) [0,20)");
-    nb = rn_dist_plan_buckets(ends, 6, 60, 5, lo);
+    check(wm[0] == 0 && wm[1] == 10 && wm[2] == 10 && wm[3] == 20 && wm[4] == 20 && wm[5] == 50,
+          "buckets: watermarks 0, 10, 10, 20, 20, 50");
+    nb = rn_dist_plan_buckets(ends, 6, 60, 5, lo, wm);
     check(nb == 4 && lo[0] == 50 && lo[1] == 20 && lo[2] == 10 && lo[3] == 0, "buckets: target 5 -> cuts 50, 20, 10");
-    nb = rn_dist_plan_buckets(ends, 6, 60, 1000, lo);
+    nb = rn_dist_plan_buckets(ends, 6, 60, 1000, lo, wm);
     check(nb == 1 && lo[0] == 0, "buckets: one bucket when the target exceeds the model");
     rn_spec sp;
     rn_model *m = NULL;
@@ -609,6 +611,7 @@ static void test_buckets(void) {
         return;
     }
     size_t *e = calloc((size_t)m->nlayers, sizeof *e), *b = calloc((size_t)m->nlayers + 1, sizeof *b);
+    size_t *w = calloc((size_t)m->nlayers, sizeof *w);
     for (int i = 0; e && i < m->nlayers; i++) {
         const rn_layer *l = &m->layers[i];
         if (l->kind == RN_L_CONV) e[i] = l->w + (size_t)l->k * l->k * l->c_in * l->c_out;
@@ -617,7 +620,7 @@ static void test_buckets(void) {
                                            ? l->b + (size_t)l->c_out : l->w + (size_t)l->c_in * l->c_out;
     }
     const size_t target = (size_t)1 << 18;
-    nb = e && b ? rn_dist_plan_buckets(e, m->nlayers, m->nparams, target, b) : 0;
+    nb = e && b && w ? rn_dist_plan_buckets(e, m->nlayers, m->nparams, target, b, w) : 0;
     int ok = nb > 10 && b[nb - 1] == 0;
     for (int k = 0; ok && k < nb; k++) {
         size_t hi = k ? b[k - 1] : m->nparams;
@@ -633,6 +636,7 @@ static void test_buckets(void) {
     check(ok, what);
     free(e);
     free(b);
+    free(w);
     rn_model_free(m);
 }
 

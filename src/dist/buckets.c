@@ -10,18 +10,17 @@
 ** of layers 0..i-1 is final, so those "watermarks", walked from the last
 ** layer down, are where a bucket may end; one is cut whenever at least
 ** `target` floats lie above the next watermark. */
-int rn_dist_plan_buckets(const size_t *ends, int nlayers, size_t n, size_t target, size_t *lo) {
+int rn_dist_plan_buckets(const size_t *ends, int nlayers, size_t n, size_t target, size_t *lo, size_t *watermark) {
     int nb = 0;
-    size_t hi = n, below = 0; /* below: watermark of the layer being passed */
-    size_t prefix[nlayers > 0 ? nlayers : 1];
+    size_t hi = n, top = 0; /* top: the largest end so far */
     for (int i = 0; i < nlayers; i++) {
-        prefix[i] = below; /* max end of layers 0..i-1 */
-        if (ends[i] > below) below = ends[i];
+        watermark[i] = top; /* max end of layers 0..i-1 */
+        if (ends[i] > top) top = ends[i];
     }
     for (int i = nlayers - 1; i > 0 && hi > 0; i--) {
-        if (prefix[i] < hi && hi - prefix[i] >= target) {
-            lo[nb++] = prefix[i];
-            hi = prefix[i];
+        if (watermark[i] < hi && hi - watermark[i] >= target) {
+            lo[nb++] = watermark[i];
+            hi = watermark[i];
         }
     }
     if (hi > 0 || nb == 0) lo[nb++] = 0;

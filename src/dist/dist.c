@@ -138,11 +138,14 @@ static rn_status timeout_error(rn_dist *d, const char *what, rn_error *err) {
     return RN_ERR_IO;
 }
 
+/* Whether ranks d->rank and p exchange heartbeats: a star around rank 0. */
+static int beat_peer(const rn_dist *d, int p) { return p != d->rank && (d->rank == 0 || p == 0); }
+
 /* Sends this rank's step to its heartbeat peers (a beat still in flight
 ** is not repeated: a beat only says "alive") and takes in theirs. */
 static void send_beats(rn_dist *d) {
     for (int p = 0; p < d->size; p++) {
-        if (p == d->rank || !(d->rank == 0 || p == 0)) continue;
+        if (!beat_peer(d, p)) continue;
         int done = 1;
         if (d->beat_tx[p] != MPI_REQUEST_NULL) MPI_Test(&d->beat_tx[p], &done, MPI_STATUS_IGNORE);
         if (!done) continue;
@@ -195,7 +198,7 @@ static rn_status mpi_join(rn_dist *d, int *argc, char ***argv, rn_error *err) {
     for (int p = 0; p < d->size; p++) {
         d->peer_step[p] = -1, d->peer_time[p] = now();
         d->beat_rx[p] = d->beat_tx[p] = MPI_REQUEST_NULL;
-        if (p != d->rank && (d->rank == 0 || p == 0)) /* a star around rank 0 */
+        if (beat_peer(d, p))
             MPI_Irecv(&d->rx_val[p], 1, MPI_LONG, p, TAG_BEAT, MPI_COMM_WORLD, &d->beat_rx[p]);
     }
     return RN_OK;
@@ -377,13 +380,8 @@ rn_status rn_dist_attach(rn_dist *d, rn_model *m, const rn_dist_config *c, rn_er
         free(ends);
         return rn_fail(err, RN_ERR_NOMEM, "out of memory");
     }
-    size_t top = 0;
-    for (int i = 0; i < m->nlayers; i++) {
-        ends[i] = param_end(&m->layers[i]);
-        d->watermark[i] = top; /* the largest end of the layers before i */
-        if (ends[i] > top) top = ends[i];
-    }
-    d->nb = rn_dist_plan_buckets(ends, m->nlayers, m->nparams, c->bucket_floats, d->lo);
+    for (int i = 0; i < m->nlayers; i++) ends[i] = param_end(&m->layers[i]);
+    d->nb = rn_dist_plan_buckets(ends, m->nlayers, m->nparams, c->bucket_floats, d->lo, d->watermark);
     free(ends);
     d->hooks = (rn_model_hooks){layer_done, d, {c->sync_bn ? bn_sum : NULL, d}};
     m->hooks = &d->hooks;

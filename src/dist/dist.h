@@ -93,7 +93,9 @@ void rn_dist_free(rn_dist *d);
 ** fall on layer boundaries, from the top down: writes the bucket starts
 ** in decreasing order into lo (bucket k is [lo[k], k ? lo[k-1] : n)) and
 ** returns the count. ends: (nlayers) each layer's parameter end offset (0
-** for none), in layer order. lo must hold nlayers + 1 entries. */
-int rn_dist_plan_buckets(const size_t *ends, int nlayers, size_t n, size_t target, size_t *lo);
+** for none), in layer order. lo must hold nlayers + 1 entries. Also
+** writes watermark: (nlayers) the largest end of layers 0..i-1, at and
+** above which every gradient is final once layer i's backward is done. */
+int rn_dist_plan_buckets(const size_t *ends, int nlayers, size_t n, size_t target, size_t *lo, size_t *watermark);
 
 #endif

@@ -302,9 +302,10 @@ static rn_status train_batch(rn_trainer *t, const phase *p, long s, const rn_bat
     /* Data-parallel: a NaN gradient reaches every rank through the sums; a
     ** rank's own non-finite BN statistics are made a NaN loss, so that every
     ** rank stops (or skips) at this step together. */
-    if (rn_dist_size(d) > 1 && !all_finite(m->buffers, m->nbuffers)) *loss = NAN;
+    const int stats_ok = all_finite(m->buffers, m->nbuffers);
+    if (rn_dist_size(d) > 1 && !stats_ok) *loss = NAN;
     if ((st = rn_dist_finish_grads(d, loss, err))) return st;
-    if (!isfinite(*loss) || !all_finite(m->grads, m->nparams) || !all_finite(m->buffers, m->nbuffers))
+    if (!isfinite(*loss) || !all_finite(m->grads, m->nparams) || !stats_ok)
         return nonfinite_step(t, loss, err);
     if (t->cfg->clip > 0) {
         zero_frozen(t, p);
@@ -360,10 +361,9 @@ static rn_status train_epoch(rn_trainer *t, int *stopped, rn_error *err) {
 /* Validates, prints the row, logs, plots and checkpoints after an epoch. */
 static rn_status finish_epoch(rn_trainer *t, double seconds_so_far, double t0, double lr, rn_error *err) {
     rn_eval_result r = {0};
-    rn_status st = RN_OK;
     rn_model *m = t->m;
     /* rank 0's running statistics are the model's (DDP's broadcast_buffers) */
-    st = rn_dist_bcast(t->cfg->dist, m->buffers, m->nbuffers * sizeof(float), err);
+    rn_status st = rn_dist_bcast(t->cfg->dist, m->buffers, m->nbuffers * sizeof(float), err);
     if (!st && t->valid) st = rn_evaluate_dist(m, t->valid, t->cfg->label_smoothing, 0, t->cfg->dist, &r, err);
     if (st) return st;
     int e = t->st.epoch;
