@@ -151,13 +151,20 @@ uint64_t rn_model_macs(const rn_model *m, int h, int w);
 ** (AVX512_BF16's vdpbf16ps, twice the multiplies of fp32 per instruction),
 ** which is what PyTorch's CPU autocast to bfloat16 computes; batchnorm,
 ** the head, the loss, the master weights and the optimizer stay fp32, and
-** model files are fp32 either way. */
-typedef enum { RN_PREC_FP32 = 0, RN_PREC_BF16 = 1 } rn_precision;
+** model files are fp32 either way. Under RN_PREC_BF16 the 3x3 stride-1
+** convolutions of a batch large enough (64 output tiles of 2x2 or more)
+** run forward and backward-data by Winograd F(2x2,3x3): 2.25x fewer
+** multiplies, the transformed inputs and weights rounded to bf16 instead
+** of the inputs and weights themselves, which about doubles the rounding
+** error of those layers (still well inside bf16's precision).
+** RN_PREC_BF16_DIRECT is bf16 without Winograd. */
+typedef enum { RN_PREC_FP32 = 0, RN_PREC_BF16 = 1, RN_PREC_BF16_DIRECT = 2 } rn_precision;
 
-/* Sets m's convolution arithmetic (fp32 at creation). RN_PREC_BF16 fails
+/* Sets m's convolution arithmetic (fp32 at creation). The bf16 forms fail
 ** with RN_ERR_UNSUPPORTED and a message on a CPU without AVX512_BF16. */
 rn_status rn_model_set_precision(rn_model *m, rn_precision prec, rn_error *err);
-/* Parses "fp32" (or "float32") and "bf16" (or "bfloat16"); -1 otherwise. */
+/* Parses "fp32" (or "float32"), "bf16" (or "bfloat16") and "bf16-direct";
+** -1 otherwise. */
 int rn_precision_parse(const char *s);
 
 /* Runs the network on x: (N,H,W,C) float32 NHWC and writes logits (N,K).

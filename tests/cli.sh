@@ -69,8 +69,8 @@ expect_usage_error "bench batch 0" "bs.*\[1, 65536\]" bench --bs 0
 expect_usage_error "bench bad mode" "mode must be train or infer" bench --mode foo
 expect_usage_error "bench unknown arch" "unknown architecture" bench --arch resnet19
 expect_usage_error "bench bad steps" "steps.*\[1, 1000000\]" bench --steps 0
-expect_usage_error "bench bad dtype" "dtype must be fp32 or bf16, not 'fp16'" bench --dtype fp16
-expect_usage_error "train bad dtype" "dtype must be fp32 or bf16" train --dtype half
+expect_usage_error "bench bad dtype" "dtype must be fp32, bf16 or bf16-direct, not 'fp16'" bench --dtype fp16
+expect_usage_error "train bad dtype" "dtype must be fp32, bf16 or bf16-direct" train --dtype half
 # bf16 on kernels without AVX512_BF16 (RN_CPU=avx512 leaves them out): exit 1, saying why
 msg=$(RN_CPU=avx512 "$B" bench --arch resnet20 --bs 2 --size 8 --steps 1 --dtype bf16 2>&1 >/dev/null)
 [ $? = 1 ] && echo "$msg" | grep -q "AVX512_BF16" && ok || bad "bench --dtype bf16 without AVX512_BF16: $msg"
@@ -95,6 +95,10 @@ if grep -q avx512_bf16 /proc/cpuinfo; then
     echo "$out" | /usr/bin/python3 -c 'import json, math, sys; r = json.loads(sys.stdin.read().strip().splitlines()[-1])
 sys.exit(not (r["dtype"] == "bf16" and r["images_per_s"] > 0 and math.isfinite(r["loss"])))' \
         && ok || bad "bench tiny bf16 run: $out"
+    out=$("$B" bench --arch resnet20 --bs 4 --size 16 --in-channels 1 --steps 2 --warmup 0 --dtype bf16-direct --json)
+    echo "$out" | /usr/bin/python3 -c 'import json, math, sys; r = json.loads(sys.stdin.read().strip().splitlines()[-1])
+sys.exit(not (r["dtype"] == "bf16-direct" and math.isfinite(r["loss"])))' \
+        && ok || bad "bench tiny bf16-direct run: $out"
     out=$("$B" bench --peak --threads 1 --dtype bf16 --json)
     echo "$out" | /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); sys.exit(not (r["peak_gflops"] > 0 and r["dtype"] == "bf16"))' \
         && ok || bad "bench --peak --dtype bf16: $out"

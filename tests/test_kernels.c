@@ -21,6 +21,7 @@
 */
 #include "kernels/kernels.h"
 #include "kernels/cpu.h"
+#include "kernels/winograd.h"
 
 #include <math.h>
 #include <omp.h>
@@ -169,7 +170,7 @@ static double rel_err_d(const float *a, const double *b, size_t n) {
 
 /* Shape of a convolution or pooling window given input size and window. */
 static rn_conv_shape make_shape(int n, int h, int w, int ci, int co, int k, int stride, int pad) {
-    rn_conv_shape s = {n, h, w, ci, rn_out_size(h, k, stride, pad), rn_out_size(w, k, stride, pad), co, k, stride, pad, 0};
+    rn_conv_shape s = {n, h, w, ci, rn_out_size(h, k, stride, pad), rn_out_size(w, k, stride, pad), co, k, stride, pad, 0, 0};
     return s;
 }
 
@@ -445,6 +446,153 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
     }
     free(x), free(wt), free(b), free(dy), free(g0), free(out[0]), free(out[1]), free(xb), free(wb), free(dyb);
     free(yr), free(yf), free(gr), free(gf);
+}
+
+/* The reference Winograd F(2x2,3x3) (winograd.c's definition, written
+** again as scalar code): V = B^T d B and U = G g G^T computed in fp32 in
+** the order the kernels use, each rounded once to bf16, then the 16
+** products summed over channels and A^T M A taken in double. g is
+** (3,3,C,Co); dst is (N,OH,OW,Co) with OH = H + 2*pad - 2, written
+** (acc = 0) or added to, plus bias. */
+static void ref_winograd(const float *src, int n, int h, int w, int c, const float *g, int co, int pad,
+                         const float *bias, int acc, float *dst) {
+    const int oh = h + 2 * pad - 2, ow = w + 2 * pad - 2, th = (oh + 1) / 2, tw = (ow + 1) / 2;
+    float *u = falloc((size_t)16 * c * co), *v = falloc((size_t)16 * c);
+    for (int k = 0; k < c; k++)
+        for (int j = 0; j < co; j++) {
+            float t[4][3];
+            for (int b = 0; b < 3; b++) {
+                const float g0 = g[((size_t)b * c + k) * co + j], g1 = g[((size_t)(3 + b) * c + k) * co + j];
+                const float g2 = g[((size_t)(6 + b) * c + k) * co + j], s02 = g0 + g2;
+                t[0][b] = g0, t[1][b] = 0.5f * (s02 + g1), t[2][b] = 0.5f * (s02 - g1), t[3][b] = g2;
+            }
+            for (int i = 0; i < 4; i++) {
+                const float s02 = t[i][0] + t[i][2], q[4] = {t[i][0], 0.5f * (s02 + t[i][1]), 0.5f * (s02 - t[i][1]),
+                                                             t[i][2]};
+                for (int e = 0; e < 4; e++)
+                    u[((size_t)(4 * i + e) * c + k) * co + j] = rn_bf16_to_f32(rn_bf16_from_f32(q[e]));
+            }
+        }
+    double *m = malloc(16 * sizeof(double));
+    for (int b = 0; b < n; b++)
+        for (int ty = 0; ty < th; ty++)
+            for (int tx = 0; tx < tw; tx++) {
+                for (int k = 0; k < c; k++) {
+                    float d[4][4], r[4][4];
+                    for (int i = 0; i < 4; i++)
+                        for (int e = 0; e < 4; e++) {
+                            const int y = 2 * ty - pad + i, x = 2 * tx - pad + e;
+                            d[i][e] = y >= 0 && y < h && x >= 0 && x < w ? src[(((size_t)b * h + y) * w + x) * c + k] : 0;
+                        }
+                    for (int e = 0; e < 4; e++)
+                        r[0][e] = d[0][e] - d[2][e], r[1][e] = d[1][e] + d[2][e], r[2][e] = d[2][e] - d[1][e],
+                        r[3][e] = d[1][e] - d[3][e];
+                    for (int i = 0; i < 4; i++) {
+                        const float q[4] = {r[i][0] - r[i][2], r[i][1] + r[i][2], r[i][2] - r[i][1], r[i][1] - r[i][3]};
+                        for (int e = 0; e < 4; e++) v[(size_t)(4 * i + e) * c + k] = rn_bf16_to_f32(rn_bf16_from_f32(q[e]));
+                    }
+                }
+                for (int j = 0; j < co; j++) {
+                    for (int e = 0; e < 16; e++) {
+                        double sum = 0;
+                        for (int k = 0; k < c; k++) sum += (double)v[(size_t)e * c + k] * u[((size_t)e * c + k) * co + j];
+                        m[e] = sum;
+                    }
+                    for (int i = 0; i < 2; i++)
+                        for (int e = 0; e < 2; e++) {
+                            const int y = 2 * ty + i, x = 2 * tx + e;
+                            if (y >= oh || x >= ow) continue;
+                            double out = bias ? bias[j] : 0;
+                            for (int a = 0; a < 4; a++)
+                                for (int q = 0; q < 4; q++) {
+                                    const double at_ia = i == 0 ? (a < 3) : (a == 1 ? 1 : a == 0 ? 0 : -1);
+                                    const double at_eq = e == 0 ? (q < 3) : (q == 1 ? 1 : q == 0 ? 0 : -1);
+                                    out += at_ia * at_eq * m[4 * a + q];
+                                }
+                            float *p = dst + (((size_t)b * oh + y) * ow + x) * co + j;
+                            *p = (float)(acc ? *p + out : out);
+                        }
+                }
+            }
+    free(u), free(v), free(m);
+}
+
+/* Winograd bf16 convolutions (rn_conv_shape.winograd, winograd.c) of one
+** 3x3 stride-1 shape: the forward (with bias) and backward-data, added to
+** a pre-filled dx and written with RN_FUSE_SET, against ref_winograd
+** (backward-data as the Winograd convolution of dy with the kernel turned
+** 180 degrees and transposed, padding 2 - pad): only fp32 summation order
+** differs, TOL_FAST. Against the fp32 reference the error must be inside
+** bf16's precision (2e-2) and at most 4x the direct bf16 convolution's
+** (winograd.c says 2-3x); 1 and 2 threads give the same bits; dw is the
+** direct bf16 one, bit for bit. */
+static void test_conv_winograd(tally *t, rng *r, int n, int h, int w, int ci, int co, int pad) {
+    rn_conv_shape s = make_shape(n, h, w, ci, co, 3, 1, pad), sd = s, sw = s;
+    sd.bf16 = sw.bf16 = 1, sw.winograd = 1;
+    char tag[128];
+    snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d p=%d", n, h, w, ci, co, pad);
+    if (!rn_cpu_has_bf16() || !rn_wino_applies(&sw, rn_cpu_dispatch())) {
+        report_bool(t, !rn_cpu_has_bf16(), "winograd applies to %s", tag);
+        return;
+    }
+    const size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * s.oh * s.ow * co, nw = (size_t)9 * ci * co;
+    float *x = falloc(nx), *wt = falloc(nw), *b = falloc(co), *dy = falloc(ny), *dx0 = falloc(nx), *wf = falloc(nw);
+    fill(r, x, nx, -1, 1), fill(r, wt, nw, -1, 1), fill(r, b, co, -1, 1), fill(r, dy, ny, -1, 1), fill(r, dx0, nx, -1, 1);
+    float *y[2], *dxa[2], *dxs[2], *dw[2], *yd = falloc(ny), *dxd = falloc(nx), *dwd = falloc(nw);
+    for (int ti = 0; ti < 2; ti++) {
+        omp_set_num_threads(ti + 1);
+        float *ws = falloc(rn_conv_workspace(&sw, ti + 1));
+        y[ti] = falloc(ny), dxa[ti] = fdup(dx0, nx), dxs[ti] = falloc(nx), dw[ti] = falloc(nw);
+        memset(dw[ti], 0, nw * sizeof(float));
+        rn_conv_forward_ws(&sw, x, wt, b, y[ti], ws);
+        rn_conv_backward_ex(&sw, x, wt, dy, dxa[ti], dw[ti], NULL, ws, 0);
+        rn_conv_backward_ex(&sw, x, wt, dy, dxs[ti], NULL, NULL, ws, RN_FUSE_SET);
+        free(ws);
+    }
+    float *ws = falloc(rn_conv_workspace(&sd, 2));
+    memset(dxd, 0, nx * sizeof(float)), memset(dwd, 0, nw * sizeof(float));
+    rn_conv_forward_ws(&sd, x, wt, b, yd, ws);
+    rn_conv_backward_ex(&sd, x, wt, dy, dxd, dwd, NULL, ws, 0);
+    report_bool(t, !memcmp(y[0], y[1], ny * 4) && !memcmp(dxa[0], dxa[1], nx * 4) && !memcmp(dxs[0], dxs[1], nx * 4),
+                "winograd same bits at 1 and 2 threads (y, dx added, dx set) %s", tag);
+    report_bool(t, !memcmp(dw[1], dwd, nw * 4), "winograd leaves dw to the direct bf16 kernels, bit for bit %s", tag);
+
+    /* the reference Winograd: forward, and backward-data with the turned kernel */
+    float *yr = falloc(ny), *dxr = fdup(dx0, nx), *dxz = falloc(nx);
+    ref_winograd(x, n, h, w, ci, wt, co, pad, b, 0, yr);
+    for (int a = 0; a < 9; a++)
+        for (int k = 0; k < co; k++)
+            for (int j = 0; j < ci; j++) wf[((size_t)a * co + k) * ci + j] = wt[((size_t)(8 - a) * ci + j) * co + k];
+    ref_winograd(dy, n, s.oh, s.ow, co, wf, ci, 2 - pad, NULL, 1, dxr);
+    ref_winograd(dy, n, s.oh, s.ow, co, wf, ci, 2 - pad, NULL, 0, dxz);
+    report(t, fmax(rel_err(y[1], yr, ny), fmax(rel_err(dxa[1], dxr, nx), rel_err(dxs[1], dxz, nx))), TOL_FAST,
+           "winograd fwd, bwd-data added and set vs the reference Winograd %s", tag);
+
+    /* against fp32: inside bf16's precision, within 4x the direct bf16 error */
+    float *yf = falloc(ny), *dxf = falloc(nx);
+    memset(dxf, 0, nx * sizeof(float));
+    rn_ref_conv_forward(&s, x, wt, b, yf);
+    rn_ref_conv_backward(&s, x, wt, dy, dxf, NULL, NULL);
+    const double ew = fmax(rel_err(y[1], yf, ny), rel_err(dxs[1], dxf, nx));
+    const double ed = fmax(rel_err(yd, yf, ny), rel_err(dxd, dxf, nx));
+    report(t, ew, fmin(2e-2, 4 * ed), "winograd vs fp32 within 4x direct bf16's %.1e %s", ed, tag);
+    for (int ti = 0; ti < 2; ti++) free(y[ti]), free(dxa[ti]), free(dxs[ti]), free(dw[ti]);
+    free(x), free(wt), free(b), free(dy), free(dx0), free(wf), free(yd), free(dxd), free(dwd), free(ws);
+    free(yr), free(dxr), free(dxz), free(yf), free(dxf);
+}
+
+/* rn_wino_applies's limits: Winograd only where it pays (winograd.c). */
+static void test_winograd_applies(tally *t) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    rn_conv_shape a = make_shape(2, 14, 14, 64, 64, 3, 1, 1);
+    a.bf16 = a.winograd = 1;
+    rn_conv_shape nowin = a, narrow = a, few = a, strided = make_shape(2, 14, 14, 64, 64, 3, 2, 1), fp = a;
+    nowin.winograd = 0, narrow.ci = 32, few.n = 1, few.h = few.w = few.oh = few.ow = 8, fp.bf16 = 0;
+    strided.bf16 = strided.winograd = 1;
+    const int on = d->bf16;
+    report_bool(t, rn_wino_applies(&a, d) == on && !rn_wino_applies(&nowin, d) && !rn_wino_applies(&narrow, d) &&
+                       !rn_wino_applies(&few, d) && !rn_wino_applies(&strided, d) && !rn_wino_applies(&fp, d),
+                "winograd applies to 3x3 stride-1 bf16 layers of >= 64 channels and >= 64 tiles only");
 }
 
 /* BN train forward (y, saved stats, running stats), eval forward and
@@ -1244,6 +1392,17 @@ int main(void) {
     for (size_t i = 0; i < sizeof bf16_shapes / sizeof bf16_shapes[0]; i++) {
         const int *c = bf16_shapes[i];
         test_conv_bf16(&t, &r, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+    }
+
+    /* a) Winograd bf16: n, h, w, ci, co, pad (partial tiles at odd sizes,
+    ** channel tails, padding 0 and 2, a 64-channel block and a part) */
+    static const int wino_shapes[][6] = {
+        {2, 14, 14, 64, 64, 1}, {4, 9, 7, 64, 96, 1}, {4, 10, 12, 80, 66, 0}, {3, 8, 8, 66, 128, 2}, {1, 17, 19, 128, 64, 1},
+    };
+    test_winograd_applies(&t);
+    for (size_t i = 0; i < sizeof wino_shapes / sizeof wino_shapes[0]; i++) {
+        const int *c = wino_shapes[i];
+        test_conv_winograd(&t, &r, c[0], c[1], c[2], c[3], c[4], c[5]);
     }
 
     /* a) fast batch norm: n, h, w, c, mean offset */

@@ -47,7 +47,8 @@ typedef struct {
 /* The options of one benchmark run, after checking. */
 typedef struct {
     int n, h, w, train, steps, warmup, threads, json;
-    int bf16; /* --dtype bf16 */
+    int bf16;          /* --dtype bf16 or bf16-direct */
+    rn_precision prec; /* --dtype */
     long seed;
     double peak; /* GFLOP/s to compare with; 0 = measure it */
 } bench_cfg;
@@ -297,7 +298,7 @@ static void report_json(const rn_model *m, const bench_cfg *c, const bench_times
            sp->arch, c->train ? "train" : "infer", c->n, c->h, c->w, sp->in_channels, sp->classes, c->threads,
            c->steps, c->warmup, f.ips, f.ips_mean, 1e3 * t->med_s, 1e3 * t->mean_s, f.gflops, c->peak,
            json_num(frac, sizeof frac, f.frac, 4), f.macs, rn_model_param_count(m), f.rss,
-           json_num(loss, sizeof loss, t->loss, 5), isa, c->bf16 ? "bf16" : "fp32");
+           json_num(loss, sizeof loss, t->loss, 5), isa, rn_session_dtype_name(c->prec));
 }
 
 /* Prints the results as text, one figure a line. */
@@ -305,7 +306,7 @@ static void report_text(const rn_model *m, const bench_cfg *c, const bench_times
     const rn_spec *sp = rn_model_spec(m);
     bench_figures f = figures(m, c, t);
     printf("%s %s %s, batch %d, %dx%dx%d, %d threads, %d steps after %d warm-up\n", sp->arch,
-           c->train ? "train" : "infer", c->bf16 ? "bf16" : "fp32", c->n, c->h, c->w, sp->in_channels, c->threads,
+           c->train ? "train" : "infer", rn_session_dtype_name(c->prec), c->n, c->h, c->w, sp->in_channels, c->threads,
            c->steps, c->warmup);
     printf("  images/s   %.2f median, %.2f mean\n", f.ips, f.ips_mean);
     printf("  ms/step    %.2f median, %.2f mean\n", 1e3 * t->med_s, 1e3 * t->mean_s);
@@ -394,7 +395,7 @@ static void report_loader_text(const loader_result *r) {
 static void usage(void) {
     printf("usage: resnet bench [--mode train|infer] [--arch NAME | custom options] [--bs B] [--size H[xW]]\n"
            "                    [--threads T] [--steps N] [--warmup W] [--seed S] [--peak-gflops G]\n"
-           "                    [--dtype fp32|bf16] [--json]\n"
+           "                    [--dtype fp32|bf16|bf16-direct] [--json]\n"
            "       resnet bench --peak [--threads T] [--dtype fp32|bf16] [--json]\n"
            "       resnet bench --loader SPEC [--size H[xW]] [--bs B] [--workers W] [--batches N]\n"
            "                    [--augment PRESET] [--seed S] [--json]\n\n"
@@ -474,7 +475,7 @@ static int check_args(const bench_args *b, bench_cfg *c) {
     if (check_modes(b)) return -1;
     rn_precision prec;
     if (rn_session_dtype("bench", b->dtype, &prec)) return -1;
-    c->bf16 = prec == RN_PREC_BF16;
+    c->prec = prec, c->bf16 = prec != RN_PREC_FP32;
     c->n = (int)n, c->steps = (int)steps, c->warmup = (int)warmup, c->threads = (int)threads;
     c->train = !b->mode || !strcmp(b->mode, "train");
     c->json = b->json, c->peak = peak;
@@ -518,7 +519,7 @@ static int run_loader(const bench_args *b, const bench_cfg *c) {
 static int run_model(const bench_args *b, bench_cfg *c) {
     rn_model *m = bench_make_model(b, c);
     if (!m) return 2;
-    if (rn_session_set_precision("bench", m, c->bf16 ? RN_PREC_BF16 : RN_PREC_FP32)) return rn_model_free(m), 1;
+    if (rn_session_set_precision("bench", m, c->prec)) return rn_model_free(m), 1;
     c->h = c->w = rn_model_spec(m)->stem == RN_STEM_CIFAR ? 32 : 224;
     if (rn_args_size("size", b->size, &c->h, &c->w)) return rn_model_free(m), 2;
     if (!rn_model_macs(m, c->h, c->w)) {

@@ -24,7 +24,8 @@ static const char *usage_text =
     "  --topk K         classes to show per image (default 5)\n"
     "  --show DIR       also write DIR/<n>.png: the image with its top-k beside it\n"
     "  --threads T      compute threads (default: all cores)\n"
-    "  --dtype T        fp32 (default) or bf16 (convolutions in bfloat16, AVX512_BF16)\n";
+    "  --dtype T        fp32 (default), bf16 (convolutions in bfloat16, AVX512_BF16) or bf16-direct\n"
+    "                   (bf16 without Winograd for the 3x3 layers)\n";
 
 /* Classifies one image file with the library's preprocessing (the path
 ** of rn_classify_file, keeping the decoded image for --show) and prints

@@ -218,11 +218,16 @@ int rn_session_batch_fits(rn_model *m, const rn_dataset *train, int h, int w, rn
     return 0;
 }
 
+/* The --dtype name of prec, for reports. */
+const char *rn_session_dtype_name(rn_precision prec) {
+    return prec == RN_PREC_BF16 ? "bf16" : prec == RN_PREC_BF16_DIRECT ? "bf16-direct" : "fp32";
+}
+
 /* Parses --dtype of command cmd (NULL: fp32); -1 after printing an error. */
 int rn_session_dtype(const char *cmd, const char *dtype, rn_precision *prec) {
     int p = dtype ? rn_precision_parse(dtype) : RN_PREC_FP32;
     if (p < 0) {
-        rn_cli_error("%s: --dtype must be fp32 or bf16, not '%s'", cmd, dtype);
+        rn_cli_error("%s: --dtype must be fp32, bf16 or bf16-direct, not '%s'", cmd, dtype);
         return -1;
     }
     *prec = (rn_precision)p;

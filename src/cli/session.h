@@ -86,9 +86,12 @@ int rn_session_batch_fits(rn_model *m, const rn_dataset *train, int h, int w, rn
 /* Help line of --dtype, shared by the commands that run a model. */
 #define RN_DTYPE_HELP                                                                                                  \
     "  --dtype T            fp32 (default) or bf16: convolutions in bfloat16 with fp32 sums\n"                          \
-    "                       (AVX512_BF16; batchnorm, head, loss and optimizer stay fp32)\n"
+    "                       (AVX512_BF16; batchnorm, head, loss and optimizer stay fp32;\n"                          \
+    "                       3x3 stride-1 layers by Winograd F(2x2,3x3)); bf16-direct: without Winograd\n"
 /* Parses --dtype (NULL: fp32) into *prec; -1 after printing an error. */
 int rn_session_dtype(const char *cmd, const char *dtype, rn_precision *prec);
+/* The --dtype name of prec. */
+const char *rn_session_dtype_name(rn_precision prec);
 /* Sets the model's precision; -1 after printing why the CPU cannot. */
 int rn_session_set_precision(const char *cmd, rn_model *m, rn_precision prec);
 

@@ -52,6 +52,7 @@
 */
 #include "cpu.h"
 #include "kernels.h"
+#include "winograd.h"
 
 #include <omp.h>
 #include <stddef.h>
@@ -171,7 +172,13 @@ static size_t thread_floats(const rn_conv_shape *s) {
         const size_t band = bf_band_floats(s, &rows_part);
         bf = band > bf ? band : bf;
     }
-    return ABUF + tail_floats(s) + bf;
+    size_t f = ABUF + tail_floats(s) + bf;
+    if (s->winograd) { /* room for either pass's Winograd buffers (reducing over Ci, or Co) */
+        const size_t a = rn_wino_thread_floats(s->ci), b = rn_wino_thread_floats(s->co);
+        f = a > f ? a : f;
+        f = b > f ? b : f;
+    }
+    return f;
 }
 
 /* Floats of scratch the forward and backward passes need when run by up to
@@ -180,6 +187,7 @@ static size_t thread_floats(const rn_conv_shape *s) {
 size_t rn_conv_workspace(const rn_conv_shape *s, int nthreads) {
     if (nthreads < 1)
         nthreads = omp_get_max_threads();
+    /* the weights' part also holds Winograd's 16 x Ci x Co bf16, 8 floats per 9 weights */
     return pad16(weight_count(s)) + (size_t)nthreads * thread_floats(s);
 }
 
@@ -503,6 +511,15 @@ static void forward_run(const rn_conv_shape *s, const float *x, const float *w, 
     if (bf)
         g.wmb = wb;
     float *tbase = ws + pad16(weight_count(s));
+    if (pack && rn_wino_applies(s, d)) {
+        const rn_wino_job j = {x, s->n, s->h, s->w, s->ci, y, s->oh, s->ow, s->co, s->pad, (uint16_t *)ws, b, 0};
+#pragma omp parallel
+        {
+            rn_wino_pack(w, s->ci, s->co, 0, (uint16_t *)ws);
+            rn_wino_run(&j, d, tbase + (size_t)omp_get_thread_num() * thread_floats(s));
+        }
+        return;
+    }
 #pragma omp parallel
     {
         float *abuf = tbase + (size_t)omp_get_thread_num() * thread_floats(s);
@@ -889,7 +906,12 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
         }
         if (dw)
             weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase);
-        if (dx) {
+        if (dx && rn_wino_applies(s, d)) {
+            const rn_wino_job j = {dy, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,
+                                   NULL, acc};
+            rn_wino_pack(w, s->ci, s->co, 1, (uint16_t *)wp); /* ends with a barrier */
+            rn_wino_run(&j, d, abuf);
+        } else if (dx) {
             uint16_t *wpb = bf_pass(s, d, s->co) ? (uint16_t *)wp : NULL;
             pack_weights_t(s, w, wp, wpb); /* ends with a barrier */
             for (int py = 0; py < s->stride; py++)

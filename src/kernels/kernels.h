@@ -31,6 +31,7 @@ typedef struct {
     int oh, ow, co;     /* output height, width, channels */
     int k, stride, pad; /* square kernel, stride, symmetric zero padding */
     int bf16;           /* fast convolutions: multiply in bfloat16 (below) */
+    int winograd;       /* with bf16: 3x3 stride-1 passes by Winograd F(2x2,3x3) (winograd.c) */
 } rn_conv_shape;
 
 /* bfloat16: the top 16 bits of a float32 (8 exponent bits, 7 mantissa

@@ -42,7 +42,7 @@ size_t rn_layer_size(const rn_layer *l) { return (size_t)l->h_out * l->w_out * l
 ** (with m's convolution arithmetic). */
 static rn_conv_shape window(const rn_model *m, const rn_layer *l, int n) {
     rn_conv_shape s = {n,    l->h_in,   l->w_in, l->c_in, l->h_out, l->w_out, l->c_out,
-                       l->k, l->stride, l->pad,  m->prec == RN_PREC_BF16};
+                       l->k, l->stride, l->pad,  m->prec != RN_PREC_FP32, m->prec == RN_PREC_BF16};
     return s;
 }
 
@@ -444,9 +444,9 @@ rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *e
 /* Sets the convolutions' arithmetic; bf16 needs AVX512_BF16. The plan is
 ** dropped, since the convolution workspace depends on the data type. */
 rn_status rn_model_set_precision(rn_model *m, rn_precision prec, rn_error *err) {
-    if (prec != RN_PREC_FP32 && prec != RN_PREC_BF16)
+    if (prec != RN_PREC_FP32 && prec != RN_PREC_BF16 && prec != RN_PREC_BF16_DIRECT)
         return rn_fail(err, RN_ERR_ARG, "unknown data type %d", (int)prec);
-    if (prec == RN_PREC_BF16 && !rn_cpu_has_bf16())
+    if (prec != RN_PREC_FP32 && !rn_cpu_has_bf16())
         return rn_fail(err, RN_ERR_UNSUPPORTED,
                        "bf16 needs a CPU with AVX512_BF16 (vdpbf16ps), which this one (%s kernels) lacks; "
                        "use fp32",
@@ -457,12 +457,15 @@ rn_status rn_model_set_precision(rn_model *m, rn_precision prec, rn_error *err) 
     return RN_OK;
 }
 
-/* Parses a data type name: fp32|float32 or bf16|bfloat16; -1 if neither. */
+/* Parses a data type name: fp32|float32, bf16|bfloat16 or bf16-direct;
+** -1 if none. */
 int rn_precision_parse(const char *s) {
     if (!strcmp(s, "fp32") || !strcmp(s, "float32"))
         return RN_PREC_FP32;
     if (!strcmp(s, "bf16") || !strcmp(s, "bfloat16"))
         return RN_PREC_BF16;
+    if (!strcmp(s, "bf16-direct"))
+        return RN_PREC_BF16_DIRECT;
     return -1;
 }
 
