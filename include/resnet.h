@@ -152,11 +152,12 @@ uint64_t rn_model_macs(const rn_model *m, int h, int w);
 ** which is what PyTorch's CPU autocast to bfloat16 computes; batchnorm,
 ** the head, the loss, the master weights and the optimizer stay fp32, and
 ** model files are fp32 either way. Under RN_PREC_BF16 the 3x3 stride-1
-** convolutions of a batch large enough (64 output tiles of 2x2 or more)
-** run forward and backward-data by Winograd F(2x2,3x3): 2.25x fewer
-** multiplies, the transformed inputs and weights rounded to bf16 instead
-** of the inputs and weights themselves, which about doubles the rounding
-** error of those layers (still well inside bf16's precision).
+** convolutions of 64 channels or more, on a batch of 64 output tiles of
+** 2x2 or more, run forward and backward-data (and the weight gradient,
+** at most 8 tiles per input channel) by Winograd F(2x2,3x3): 2.25x fewer
+** multiplies, the transformed values rounded to bf16 instead of the
+** inputs, weights and gradients themselves, which about doubles the
+** rounding error of those layers (still well inside bf16's precision).
 ** RN_PREC_BF16_DIRECT is bf16 without Winograd. */
 typedef enum { RN_PREC_FP32 = 0, RN_PREC_BF16 = 1, RN_PREC_BF16_DIRECT = 2 } rn_precision;
 

@@ -517,6 +517,65 @@ static void ref_winograd(const float *src, int n, int h, int w, int c, const flo
     free(u), free(v), free(m);
 }
 
+/* The reference Winograd weight gradient (winograd.c): dw += sum over
+** tiles of G^T [ (A dY A^T) (.) (B^T d B) ] G, with V = B^T d B and
+** A dY A^T computed in fp32 in the kernels' order and rounded once to bf16,
+** the sums over tiles and G^T M G in double.
+** x: (N,H,W,C)  dy: (N,OH,OW,Co)  dw: (3,3,C,Co) */
+static void ref_winograd_dw(const float *x, int n, int h, int w, int c, const float *dy, int co, int pad, float *dw) {
+    const int oh = h + 2 * pad - 2, ow = w + 2 * pad - 2, th = (oh + 1) / 2, tw = (ow + 1) / 2;
+    double *m = calloc((size_t)16 * c * co, sizeof(double));
+    float *v = falloc((size_t)16 * c), *g = falloc((size_t)16 * co);
+    for (int b = 0; b < n; b++)
+        for (int ty = 0; ty < th; ty++)
+            for (int tx = 0; tx < tw; tx++) {
+                for (int k = 0; k < c; k++) {
+                    float d[4][4], r[4][4];
+                    for (int i = 0; i < 4; i++)
+                        for (int e = 0; e < 4; e++) {
+                            const int y = 2 * ty - pad + i, xx = 2 * tx - pad + e;
+                            d[i][e] = y >= 0 && y < h && xx >= 0 && xx < w ? x[(((size_t)b * h + y) * w + xx) * c + k] : 0;
+                        }
+                    for (int e = 0; e < 4; e++)
+                        r[0][e] = d[0][e] - d[2][e], r[1][e] = d[1][e] + d[2][e], r[2][e] = d[2][e] - d[1][e],
+                        r[3][e] = d[1][e] - d[3][e];
+                    for (int i = 0; i < 4; i++) {
+                        const float q[4] = {r[i][0] - r[i][2], r[i][1] + r[i][2], r[i][2] - r[i][1], r[i][1] - r[i][3]};
+                        for (int e = 0; e < 4; e++) v[(size_t)(4 * i + e) * c + k] = rn_bf16_to_f32(rn_bf16_from_f32(q[e]));
+                    }
+                }
+                for (int j = 0; j < co; j++) {
+                    float y[2][2], hh[2][4];
+                    for (int i = 0; i < 2; i++)
+                        for (int e = 0; e < 2; e++) {
+                            const int oy = 2 * ty + i, ox = 2 * tx + e;
+                            y[i][e] = oy < oh && ox < ow ? dy[(((size_t)b * oh + oy) * ow + ox) * co + j] : 0;
+                        }
+                    for (int i = 0; i < 2; i++)
+                        hh[i][0] = y[i][0], hh[i][1] = y[i][0] + y[i][1], hh[i][2] = y[i][0] - y[i][1], hh[i][3] = 0 - y[i][1];
+                    for (int e = 0; e < 4; e++) {
+                        const float q[4] = {hh[0][e], hh[0][e] + hh[1][e], hh[0][e] - hh[1][e], 0 - hh[1][e]};
+                        for (int i = 0; i < 4; i++) g[(size_t)(4 * i + e) * co + j] = rn_bf16_to_f32(rn_bf16_from_f32(q[i]));
+                    }
+                }
+                for (int e = 0; e < 16; e++)
+                    for (int k = 0; k < c; k++)
+                        for (int j = 0; j < co; j++)
+                            m[((size_t)e * c + k) * co + j] += (double)v[(size_t)e * c + k] * g[(size_t)e * co + j];
+            }
+    static const double gt[3][4] = {{1, 0.5, 0.5, 0}, {0, 0.5, -0.5, 0}, {0, 0.5, 0.5, 1}}; /* G^T */
+    for (int k = 0; k < c; k++)
+        for (int j = 0; j < co; j++)
+            for (int a = 0; a < 3; a++)
+                for (int bb = 0; bb < 3; bb++) {
+                    double z = 0;
+                    for (int p = 0; p < 4; p++)
+                        for (int q = 0; q < 4; q++) z += gt[a][p] * m[((size_t)(4 * p + q) * c + k) * co + j] * gt[bb][q];
+                    dw[((size_t)(3 * a + bb) * c + k) * co + j] += (float)z;
+                }
+    free(m), free(v), free(g);
+}
+
 /* Winograd bf16 convolutions (rn_conv_shape.winograd, winograd.c) of one
 ** 3x3 stride-1 shape: the forward (with bias) and backward-data, added to
 ** a pre-filled dx and written with RN_FUSE_SET, against ref_winograd
@@ -524,8 +583,9 @@ static void ref_winograd(const float *src, int n, int h, int w, int c, const flo
 ** 180 degrees and transposed, padding 2 - pad): only fp32 summation order
 ** differs, TOL_FAST. Against the fp32 reference the error must be inside
 ** bf16's precision (2e-2) and at most 4x the direct bf16 convolution's
-** (winograd.c says 2-3x); 1 and 2 threads give the same bits; dw is the
-** direct bf16 one, bit for bit. */
+** (winograd.c says 2-3x); 1 and 2 threads give the same bits. dw: where
+** rn_wino_dw_applies, against ref_winograd_dw, else the direct bf16 one
+** bit for bit. */
 static void test_conv_winograd(tally *t, rng *r, int n, int h, int w, int ci, int co, int pad) {
     rn_conv_shape s = make_shape(n, h, w, ci, co, 3, 1, pad), sd = s, sw = s;
     sd.bf16 = sw.bf16 = 1, sw.winograd = 1;
@@ -555,7 +615,15 @@ static void test_conv_winograd(tally *t, rng *r, int n, int h, int w, int ci, in
     rn_conv_backward_ex(&sd, x, wt, dy, dxd, dwd, NULL, ws, 0);
     report_bool(t, !memcmp(y[0], y[1], ny * 4) && !memcmp(dxa[0], dxa[1], nx * 4) && !memcmp(dxs[0], dxs[1], nx * 4),
                 "winograd same bits at 1 and 2 threads (y, dx added, dx set) %s", tag);
-    report_bool(t, !memcmp(dw[1], dwd, nw * 4), "winograd leaves dw to the direct bf16 kernels, bit for bit %s", tag);
+    float *dwr = falloc(nw);
+    memset(dwr, 0, nw * sizeof(float));
+    if (rn_wino_dw_applies(&sw, rn_cpu_dispatch())) {
+        ref_winograd_dw(x, n, h, w, ci, dy, co, pad, dwr);
+        report(t, rel_err(dw[1], dwr, nw), TOL_FAST, "winograd dw vs the reference Winograd weight gradient %s", tag);
+        report_bool(t, !memcmp(dw[0], dw[1], nw * 4), "winograd dw same bits at 1 and 2 threads %s", tag);
+    } else {
+        report_bool(t, !memcmp(dw[1], dwd, nw * 4), "winograd dw left to the direct bf16 kernels, bit for bit %s", tag);
+    }
 
     /* the reference Winograd: forward, and backward-data with the turned kernel */
     float *yr = falloc(ny), *dxr = fdup(dx0, nx), *dxz = falloc(nx);
@@ -572,13 +640,15 @@ static void test_conv_winograd(tally *t, rng *r, int n, int h, int w, int ci, in
     float *yf = falloc(ny), *dxf = falloc(nx);
     memset(dxf, 0, nx * sizeof(float));
     rn_ref_conv_forward(&s, x, wt, b, yf);
-    rn_ref_conv_backward(&s, x, wt, dy, dxf, NULL, NULL);
-    const double ew = fmax(rel_err(y[1], yf, ny), rel_err(dxs[1], dxf, nx));
-    const double ed = fmax(rel_err(yd, yf, ny), rel_err(dxd, dxf, nx));
-    report(t, ew, fmin(2e-2, 4 * ed), "winograd vs fp32 within 4x direct bf16's %.1e %s", ed, tag);
+    float *dwf = falloc(nw);
+    memset(dwf, 0, nw * sizeof(float));
+    rn_ref_conv_backward(&s, x, wt, dy, dxf, dwf, NULL);
+    const double ew = fmax(fmax(rel_err(y[1], yf, ny), rel_err(dxs[1], dxf, nx)), rel_err(dw[1], dwf, nw));
+    const double ed = fmax(fmax(rel_err(yd, yf, ny), rel_err(dxd, dxf, nx)), rel_err(dwd, dwf, nw));
+    report(t, ew, fmin(2e-2, 4 * ed), "winograd y, dx, dw vs fp32 within 4x direct bf16's %.1e %s", ed, tag);
     for (int ti = 0; ti < 2; ti++) free(y[ti]), free(dxa[ti]), free(dxs[ti]), free(dw[ti]);
     free(x), free(wt), free(b), free(dy), free(dx0), free(wf), free(yd), free(dxd), free(dwd), free(ws);
-    free(yr), free(dxr), free(dxz), free(yf), free(dxf);
+    free(yr), free(dxr), free(dxz), free(yf), free(dxf), free(dwr), free(dwf);
 }
 
 /* rn_wino_applies's limits: Winograd only where it pays (winograd.c). */
@@ -593,6 +663,10 @@ static void test_winograd_applies(tally *t) {
     report_bool(t, rn_wino_applies(&a, d) == on && !rn_wino_applies(&nowin, d) && !rn_wino_applies(&narrow, d) &&
                        !rn_wino_applies(&few, d) && !rn_wino_applies(&strided, d) && !rn_wino_applies(&fp, d),
                 "winograd applies to 3x3 stride-1 bf16 layers of >= 64 channels and >= 64 tiles only");
+    rn_conv_shape many = make_shape(4, 32, 32, 64, 64, 3, 1, 1); /* 1024 tiles: 16 per input channel */
+    many.bf16 = many.winograd = 1;
+    report_bool(t, rn_wino_dw_applies(&a, d) == on && !rn_wino_dw_applies(&many, d) && rn_wino_applies(&many, d) == on,
+                "winograd weight gradient only at <= 8 tiles per input channel");
 }
 
 /* BN train forward (y, saved stats, running stats), eval forward and
@@ -1395,9 +1469,13 @@ int main(void) {
     }
 
     /* a) Winograd bf16: n, h, w, ci, co, pad (partial tiles at odd sizes,
-    ** channel tails, padding 0 and 2, a 64-channel block and a part) */
+    ** channel tails, padding 0 and 2, a 64-channel block and a part; all
+    ** but the last with few enough tiles per channel for a Winograd
+    ** weight gradient, one with an odd tile count, input-channel blocks of
+    ** 48 and a part; the last with a direct one) */
     static const int wino_shapes[][6] = {
         {2, 14, 14, 64, 64, 1}, {4, 9, 7, 64, 96, 1}, {4, 10, 12, 80, 66, 0}, {3, 8, 8, 66, 128, 2}, {1, 17, 19, 128, 64, 1},
+        {16, 4, 4, 256, 200, 1}, {3, 9, 9, 112, 130, 1}, {2, 40, 40, 64, 64, 1},
     };
     test_winograd_applies(&t);
     for (size_t i = 0; i < sizeof wino_shapes / sizeof wino_shapes[0]; i++) {

@@ -49,6 +49,10 @@
 ** written as pixel pairs of windows, in gather mode each tile of patches
 ** is gathered in fp32 as usual and then packed, and dy is packed the same
 ** way. The conversions use vcvtneps2bf16, 16 values at a time.
+**
+** Winograd (rn_conv_shape.winograd, with bf16): 3x3 stride-1 shapes large
+** enough are handed to winograd.c for the forward, backward-data and
+** (fewer tiles per channel) the weight gradient; the rest run here.
 */
 #include "cpu.h"
 #include "kernels.h"
@@ -181,14 +185,21 @@ static size_t thread_floats(const rn_conv_shape *s) {
     return f;
 }
 
+/* Floats of the scratch shared by a pass's threads: the packed or
+** Winograd-transformed weights (16 x Ci x Co bf16, 8 floats per 9 weights,
+** fit the weights' room), then a Winograd weight gradient's tiles. */
+static size_t shared_floats(const rn_conv_shape *s) {
+    const size_t w = pad16(weight_count(s));
+    return rn_wino_dw_applies(s, rn_cpu_dispatch()) ? w + rn_wino_dw_floats(s) : w;
+}
+
 /* Floats of scratch the forward and backward passes need when run by up to
 ** nthreads threads (nthreads < 1 means omp_get_max_threads()). Layout:
 ** [phase-packed transposed weights][nthreads x per-thread scratch]. */
 size_t rn_conv_workspace(const rn_conv_shape *s, int nthreads) {
     if (nthreads < 1)
         nthreads = omp_get_max_threads();
-    /* the weights' part also holds Winograd's 16 x Ci x Co bf16, 8 floats per 9 weights */
-    return pad16(weight_count(s)) + (size_t)nthreads * thread_floats(s);
+    return shared_floats(s) + (size_t)nthreads * thread_floats(s);
 }
 
 /* Cuts job g into units for the current dispatch table and nt threads. */
@@ -510,7 +521,7 @@ static void forward_run(const rn_conv_shape *s, const float *x, const float *w, 
     const int bf = bf_pass(s, d, s->ci);
     if (bf)
         g.wmb = wb;
-    float *tbase = ws + pad16(weight_count(s));
+    float *tbase = ws + shared_floats(s);
     if (pack && rn_wino_applies(s, d)) {
         const rn_wino_job j = {x, s->n, s->h, s->w, s->ci, y, s->oh, s->ow, s->co, s->pad, (uint16_t *)ws, b, 0};
 #pragma omp parallel
@@ -882,7 +893,7 @@ static int phases_cover(const rn_conv_shape *s) {
 void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
                          float *db, float *ws, int flags) {
     const rn_dispatch *d = rn_cpu_dispatch();
-    float *wp = ws, *tbase = ws + pad16(weight_count(s));
+    float *wp = ws, *tbase = ws + shared_floats(s);
     const gjob fg = forward_job(s, x, w, NULL, NULL);
     int acc = !(flags & RN_FUSE_SET);
     if (dx && !acc && !phases_cover(s)) { /* a phase without taps (1x1 at stride 2) leaves its pixels at zero */
@@ -904,7 +915,9 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
                         db[co] += dy[i * s->co + co];
             }
         }
-        if (dw)
+        if (dw && rn_wino_dw_applies(s, d))
+            rn_wino_weight_grad(s, d, x, dy, dw, ws + pad16(weight_count(s)), abuf);
+        else if (dw)
             weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase);
         if (dx && rn_wino_applies(s, d)) {
             const rn_wino_job j = {dy, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,

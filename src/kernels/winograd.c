@@ -27,7 +27,8 @@
 **
 ** Backward-data at stride 1 is the same convolution of dy with the weights
 ** turned 180 degrees and transposed (Ci and Co swapped), padding 2 - pad;
-** conv.c calls this file for both.
+** conv.c calls this file for both. The weight gradient is the adjoint of
+** the same formula (its own section below).
 **
 ** Work is cut into units of (block of tiles, group of output channels):
 ** each unit transforms its tiles' patches into a per-thread buffer (V, all
@@ -41,6 +42,7 @@
 
 #include <omp.h>
 #include <stddef.h>
+#include <string.h>
 
 /* Bytes of a thread's V and M: half of the core's L2. */
 #define WINO_BUDGET (512 * 1024)
@@ -52,6 +54,8 @@
 ** too short; resnet20's 16- and 32-channel layers). */
 #define WINO_MIN_TILES 64
 #define WINO_MIN_CHANNELS 64
+/* Most tiles per input channel of a Winograd weight gradient (rn_wino_dw_applies). */
+#define WINO_DW_TILES_PER_CHANNEL 8
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
@@ -83,10 +87,37 @@ static size_t v_floats(int c) { return ((size_t)16 * unit_tiles(c) * c / 2 + 15)
 ** M (16 x tiles x 64). */
 size_t rn_wino_thread_floats(int c) { return v_floats(c) + (size_t)16 * unit_tiles(c) * 64; }
 
+/* Whether the weight gradient of s runs by Winograd: as rn_wino_applies,
+** and at most WINO_DW_TILES_PER_CHANNEL tiles per input channel, which
+** keeps its shared buffer (rn_wino_dw_floats) where the re-reads of step 2
+** are cheap: one layer timed both ways, 128 channels at 16x16 and batch
+** 32 (16 tiles per channel) lose 20%, 1-8 tiles per channel win 20-170%. */
+int rn_wino_dw_applies(const rn_conv_shape *s, const rn_dispatch *d) {
+    return rn_wino_applies(s, d) &&
+           (long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) <= (long long)WINO_DW_TILES_PER_CHANNEL * s->ci;
+}
+
+/* Floats of the weight gradient's shared buffer: V and DY of every tile
+** pair, 16 x pairs x 2 x (Ci + Co) bf16, each side's channels rounded up to
+** whole blocks (48 and 64: rn_wino_weight_grad's RB and CB). */
+size_t rn_wino_dw_floats(const rn_conv_shape *s) {
+    const size_t np = ((size_t)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) + 1) / 2;
+    return (16 * np * ((s->ci + 47) / 48 * 48 + (s->co + 63) / 64 * 64) + 15) & ~(size_t)15;
+}
+
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 
 #define RN_TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+
+/* Two 16-float vectors rounded to bf16 and interleaved: a[0], b[0], a[1],
+** b[1], ... (32 bf16: one pair-interleaved row of 16 columns). */
+static RN_TBF __m512i pairs16(__m512 a, __m512 b) {
+    /* cvtne2ps puts b's 16 values above a's; this index takes them in turns */
+    const __m512i turns = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(turns, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
 
 /* The 16 output channels [j0, j0+16) (m: those that exist) of the nine
 ** weights g[a] of Winograd input channel k. Forward (flip = 0): g[a] =
@@ -128,10 +159,6 @@ static RN_TBF void weights_tile(const __m512 g[9], __m512 u[16]) {
 RN_TBF void rn_wino_pack(const float *w, int wci, int wco, int flip, uint16_t *u) {
     const int ci = flip ? wco : wci, co = flip ? wci : wco, nj = (co + 15) / 16;
     const size_t plane = (size_t)ci * co;
-    /* cvtne2ps puts the second row's 16 values above the first's; this takes them
-     * in turns */
-    const __m512i turns = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
 #pragma omp for schedule(static)
     for (int blk = 0; blk < ci / 2 * nj; blk++) {
         /* forward: j inner (contiguous loads); backward-data: k inner, so
@@ -144,9 +171,45 @@ RN_TBF void rn_wino_pack(const float *w, int wci, int wco, int flip, uint16_t *u
         load_taps(w, wci, wco, flip, k + 1, j0, m, g);
         weights_tile(g, u1);
         for (int e = 0; e < 16; e++) {
-            const __m512i pr = _mm512_permutexvar_epi16(turns, (__m512i)_mm512_cvtne2ps_pbh(u1[e], u0[e]));
-            _mm512_mask_storeu_epi32(u + e * plane + (size_t)(k / 2) * 2 * co + 2 * (size_t)j0, m, pr);
+            _mm512_mask_storeu_epi32(u + e * plane + (size_t)(k / 2) * 2 * co + 2 * (size_t)j0, m,
+                                     pairs16(u0[e], u1[e]));
         }
+    }
+}
+
+/* Where tile t of a grid (n, th, tw) of 2x2 tiles over a (H, W) source
+** with padding pad reads: its four source rows (NULL outside the source)
+** and whether each of its four columns is inside; returns the first
+** column, x0. */
+static int tile_taps(const float *src, int h, int w, int c, int th, int tw, int pad, long long t, const float *row[4],
+                     int colok[4]) {
+    const int tx = (int)(t % tw), ty = (int)(t / tw % th), n = (int)(t / tw / th);
+    for (int i = 0; i < 4; i++) {
+        const int y = 2 * ty - pad + i, x = 2 * tx - pad + i;
+        row[i] = y >= 0 && y < h ? src + (((size_t)n * h + y) * w) * c : NULL;
+        colok[i] = x >= 0 && x < w;
+    }
+    return 2 * tx - pad;
+}
+
+/* q = B^T d B for the 16 channels [c0, c0+16) (m: those that exist) of
+** the 4x4 patch whose rows and columns tile_taps found (q: the 16
+** elements, row-major). */
+static RN_TBF void patch16(const float *row[4], const int colok[4], int x0, int c, int c0, __mmask16 m, __m512 q[16]) {
+    __m512 d[4][4], r[4][4];
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++)
+            d[i][k] =
+                row[i] && colok[k] ? _mm512_maskz_loadu_ps(m, row[i] + (size_t)(x0 + k) * c + c0) : _mm512_setzero_ps();
+    for (int k = 0; k < 4; k++) { /* B^T d */
+        r[0][k] = _mm512_sub_ps(d[0][k], d[2][k]);
+        r[1][k] = _mm512_add_ps(d[1][k], d[2][k]);
+        r[2][k] = _mm512_sub_ps(d[2][k], d[1][k]);
+        r[3][k] = _mm512_sub_ps(d[1][k], d[3][k]);
+    }
+    for (int i = 0; i < 4; i++) { /* (B^T d) B */
+        q[4 * i] = _mm512_sub_ps(r[i][0], r[i][2]), q[4 * i + 1] = _mm512_add_ps(r[i][1], r[i][2]);
+        q[4 * i + 2] = _mm512_sub_ps(r[i][2], r[i][1]), q[4 * i + 3] = _mm512_sub_ps(r[i][1], r[i][3]);
     }
 }
 
@@ -156,43 +219,22 @@ RN_TBF void rn_wino_pack(const float *w, int wci, int wco, int flip, uint16_t *u
 static RN_TBF void input_transform(const rn_wino_job *j, long long t0, int nt, int nb, uint16_t *v) {
     const int c = j->c, th = (j->oh + 1) / 2, tw = (j->ow + 1) / 2;
     const size_t es = (size_t)nb * c;
-    const __m512 z = _mm512_setzero_ps();
     for (int t = 0; t < nt; t++) {
-        const long long tt = t0 + t;
-        const int tx = (int)(tt % tw), ty = (int)(tt / tw % th), n = (int)(tt / tw / th);
         const float *row[4];
         int colok[4];
-        for (int i = 0; i < 4; i++) {
-            const int y = 2 * ty - j->pad + i, x = 2 * tx - j->pad + i;
-            row[i] = y >= 0 && y < j->h ? j->src + (((size_t)n * j->h + y) * j->w) * c : NULL;
-            colok[i] = x >= 0 && x < j->w;
-        }
-        const int x0 = 2 * tx - j->pad;
+        const int x0 = tile_taps(j->src, j->h, j->w, c, th, tw, j->pad, t0 + t, row, colok);
         uint16_t *out = v + (size_t)t * c;
         for (int c0 = 0; c0 < c; c0 += 16) {
             const __mmask16 m = c - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - c0)) - 1);
-            __m512 d[4][4];
-            for (int i = 0; i < 4; i++)
-                for (int k = 0; k < 4; k++)
-                    d[i][k] = row[i] && colok[k] ? _mm512_maskz_loadu_ps(m, row[i] + (size_t)(x0 + k) * c + c0) : z;
-            __m512 r[4][4]; /* B^T d */
-            for (int k = 0; k < 4; k++) {
-                r[0][k] = _mm512_sub_ps(d[0][k], d[2][k]);
-                r[1][k] = _mm512_add_ps(d[1][k], d[2][k]);
-                r[2][k] = _mm512_sub_ps(d[2][k], d[1][k]);
-                r[3][k] = _mm512_sub_ps(d[1][k], d[3][k]);
-            }
-            for (int i = 0; i < 4; i++) { /* (B^T d) B */
-                const __m512 q[4] = {_mm512_sub_ps(r[i][0], r[i][2]), _mm512_add_ps(r[i][1], r[i][2]),
-                                     _mm512_sub_ps(r[i][2], r[i][1]), _mm512_sub_ps(r[i][1], r[i][3])};
-                for (int k = 0; k < 4; k++) { /* a masked store only for the last, partial vector */
-                    const __m256i h = (__m256i)_mm512_cvtneps_pbh(q[k]);
-                    uint16_t *o = out + (4 * i + k) * es + c0;
-                    if (m == 0xFFFF)
-                        _mm256_storeu_si256((__m256i *)o, h);
-                    else
-                        _mm256_mask_storeu_epi16(o, m, h);
-                }
+            __m512 q[16];
+            patch16(row, colok, x0, c, c0, m, q);
+            for (int e = 0; e < 16; e++) { /* a masked store only for the last, partial vector */
+                const __m256i h = (__m256i)_mm512_cvtneps_pbh(q[e]);
+                uint16_t *o = out + e * es + c0;
+                if (m == 0xFFFF)
+                    _mm256_storeu_si256((__m256i *)o, h);
+                else
+                    _mm256_mask_storeu_epi16(o, m, h);
             }
         }
     }
@@ -283,12 +325,179 @@ void rn_wino_run(const rn_wino_job *j, const rn_dispatch *d, float *tbuf) {
     }
 }
 
+/* ---- weight gradient ----------------------------------------------------
+** dL/dg = sum over tiles of G^T [ (A dY A^T) (.) (B^T d B) ] G, the adjoint
+** of the forward formula (A dY A^T is 4x4 from the tile's 2x2 output
+** gradients, zero past the edge). Summed over the tiles, element e of the
+** product is a GEMM reducing over tiles: M_e (Ci x Co) = V_e^T DY_e. So:
+**   1. every tile's V (of x) and DY (of dy) are written, pair-interleaved
+**      along the tiles for the vdpbf16ps "tn" micro-kernel, into a shared
+**      buffer, in blocks of the channels a unit reads:
+**      vp[e][c/RB][p][c%RB][t%2] for tile pair p = t/2 (an odd last tile
+**      is paired with zeros), dp[e][c/CB][p][c%CB][t%2] for dy, so that
+**      a unit streams through contiguous memory (with whole rows of 2Ci
+**      values between pairs, every pair's row fell in the same few cache
+**      sets and the GEMM ran at a quarter of its speed);
+**   2. units of (block of RB input channels, block of 64 output channels)
+**      sum M over all tile pairs, in chunks of PCH pairs so that their
+**      slices stay in cache, into a per-thread buffer, then add G^T M G
+**      to the nine taps of dw. Each dw element is summed by one unit in a
+**      fixed order: dw does not depend on the thread count. */
+#define RB 48   /* input channels of a weight-gradient unit (a multiple of every tile's rows) */
+#define CB 64   /* output channels of a weight-gradient unit: the widest tile */
+#define PCH 256 /* tile pairs of a chunk */
+_Static_assert(16 * RB * CB == RN_WINO_DW_THREAD_FLOATS, "a unit's sums fill the thread scratch winograd.h promises");
+
+/* Tile pairs of the weight gradient of s. */
+static long long tile_pairs(const rn_conv_shape *s) {
+    return ((long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) + 1) / 2;
+}
+
+/* g = A dY A^T (the 16 elements, row-major) for the 16 channels [c0,
+** c0+16) (m: those that exist) of tile t of dy: (N, OH, OW, C), gradients
+** past the edge zero. A^T = | 1 1  1  0 |
+**                           | 0 1 -1 -1 |. */
+static RN_TBF void grad16(const float *dy, int oh, int ow, int c, long long t, int c0, __mmask16 m, __m512 g[16]) {
+    const int th = (oh + 1) / 2, tw = (ow + 1) / 2;
+    const int tx = (int)(t % tw), ty = (int)(t / tw % th), n = (int)(t / tw / th);
+    const __m512 z = _mm512_setzero_ps();
+    __m512 y[2][2], h[2][4];
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            const int oy = 2 * ty + i, ox = 2 * tx + k;
+            y[i][k] =
+                oy < oh && ox < ow ? _mm512_maskz_loadu_ps(m, dy + (((size_t)n * oh + oy) * ow + ox) * c + c0) : z;
+        }
+    for (int i = 0; i < 2; i++) { /* dY A^T */
+        h[i][0] = y[i][0], h[i][1] = _mm512_add_ps(y[i][0], y[i][1]);
+        h[i][2] = _mm512_sub_ps(y[i][0], y[i][1]), h[i][3] = _mm512_sub_ps(z, y[i][1]);
+    }
+    for (int k = 0; k < 4; k++) { /* A (dY A^T) */
+        g[k] = h[0][k], g[4 + k] = _mm512_add_ps(h[0][k], h[1][k]);
+        g[8 + k] = _mm512_sub_ps(h[0][k], h[1][k]), g[12 + k] = _mm512_sub_ps(z, h[1][k]);
+    }
+}
+
+/* Writes tile pair p's V (of x, Ci channels) and DY (of dy, Co channels),
+** pair-interleaved, into vp and dp (step 1 above); np pairs in all. */
+static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const float *dy, long long p, long long np,
+                                  uint16_t *vp, uint16_t *dp) {
+    const int ci = s->ci, co = s->co, th = (s->oh + 1) / 2, tw = (s->ow + 1) / 2;
+    const long long t0 = 2 * p;
+    const int two = t0 + 1 < (long long)s->n * th * tw; /* else the odd last tile, paired with zeros */
+    const float *row[2][4];
+    int colok[2][4], x0[2];
+    for (int i = 0; i < 1 + two; i++)
+        x0[i] = tile_taps(x, s->h, s->w, ci, th, tw, s->pad, t0 + i, row[i], colok[i]);
+    __m512 a[16], b[16];
+    for (int e = 0; e < 16; e++)
+        b[e] = _mm512_setzero_ps();
+    for (int c0 = 0; c0 < ci; c0 += 16) {
+        const __mmask16 m = ci - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ci - c0)) - 1);
+        patch16(row[0], colok[0], x0[0], ci, c0, m, a);
+        if (two)
+            patch16(row[1], colok[1], x0[1], ci, c0, m, b);
+        const int nrb = (ci + RB - 1) / RB, blk = c0 / RB, off = c0 % RB; /* RB is a multiple of 16 */
+        for (int e = 0; e < 16; e++)
+            _mm512_mask_storeu_epi32(vp + (((size_t)e * nrb + blk) * np + p) * 2 * RB + 2 * off, m,
+                                     pairs16(a[e], b[e]));
+    }
+    for (int c0 = 0; c0 < co; c0 += 16) {
+        const __mmask16 m = co - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (co - c0)) - 1);
+        grad16(dy, s->oh, s->ow, co, t0, c0, m, a);
+        if (two)
+            grad16(dy, s->oh, s->ow, co, t0 + 1, c0, m, b);
+        const int ncb = (co + CB - 1) / CB, blk = c0 / CB, off = c0 % CB;
+        for (int e = 0; e < 16; e++)
+            _mm512_mask_storeu_epi32(dp + (((size_t)e * ncb + blk) * np + p) * 2 * CB + 2 * off, m,
+                                     pairs16(a[e], b[e]));
+    }
+}
+
+/* dw[taps][ci][c0, c0+w) += G^T M G for row r of a unit's sums mb
+** (16 x RB x CB: element e of row r at mb + (e*RB + r)*CB), which belongs
+** to input channel ci. G^T = | 1 1/2  1/2 0 |
+**                            | 0 1/2 -1/2 0 |
+**                            | 0 1/2  1/2 1 |. */
+static RN_TBF void weight_output(const rn_conv_shape *s, const float *mb, int r, int ci, int c0, int w, float *dw) {
+    const __m512 h = _mm512_set1_ps(0.5f);
+    const size_t plane = (size_t)s->ci * s->co;
+    for (int v = 0; v < w; v += 16) {
+        const __mmask16 m = w - v >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - v)) - 1);
+        __m512 a[16], t[3][4];
+        for (int e = 0; e < 16; e++)
+            a[e] = _mm512_maskz_loadu_ps(m, mb + ((size_t)e * RB + r) * CB + v);
+        for (int k = 0; k < 4; k++) { /* G^T M */
+            const __m512 p = _mm512_add_ps(a[4 + k], a[8 + k]);
+            t[0][k] = _mm512_fmadd_ps(h, p, a[k]);
+            t[1][k] = _mm512_mul_ps(h, _mm512_sub_ps(a[4 + k], a[8 + k]));
+            t[2][k] = _mm512_fmadd_ps(h, p, a[12 + k]);
+        }
+        for (int i = 0; i < 3; i++) { /* (G^T M) G */
+            const __m512 p = _mm512_add_ps(t[i][1], t[i][2]);
+            const __m512 z[3] = {_mm512_fmadd_ps(h, p, t[i][0]), _mm512_mul_ps(h, _mm512_sub_ps(t[i][1], t[i][2])),
+                                 _mm512_fmadd_ps(h, p, t[i][3])};
+            for (int k = 0; k < 3; k++) {
+                float *o = dw + (size_t)(3 * i + k) * plane + (size_t)ci * s->co + c0 + v;
+                _mm512_mask_storeu_ps(o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), z[k]));
+            }
+        }
+    }
+}
+
+/* One unit of step 2: input channels [ci0, ci0+rows), output channels
+** [c0, c0+w); M summed in mb (RN_WINO_DW_THREAD_FLOATS floats). */
+static void weight_unit(const rn_conv_shape *s, const rn_dispatch *d, const uint16_t *vp, const uint16_t *dp,
+                        long long np, int ci0, int rows, int c0, int w, float *mb, float *dw) {
+    const int vl = d->vl, nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
+    const int nrb = (s->ci + RB - 1) / RB, ncb = (s->co + CB - 1) / CB;
+    const ptrdiff_t zero = 0;
+    memset(mb, 0, (size_t)RN_WINO_DW_THREAD_FLOATS * sizeof(float));
+    for (long long pc = 0; pc < np; pc += PCH) {
+        const int mp = (int)(np - pc < PCH ? np - pc : PCH);
+        for (int e = 0; e < 16; e++) {
+            const uint16_t *a = vp + (((size_t)e * nrb + ci0 / RB) * np + pc) * 2 * RB;
+            const uint16_t *b = dp + (((size_t)e * ncb + c0 / CB) * np + pc) * 2 * CB;
+            for (int r = 0, t; r < rows; r += t) {
+                const int tiles = (rows - r + rk - 1) / rk; /* equal micro-tiles, as conv.c's tile_rows */
+                t = (rows - r + tiles - 1) / tiles;
+                d->tnb[nv][t](1, &zero, mp, a + 2 * r, 2 * RB, b, 2 * CB, mb + ((size_t)e * RB + r) * CB, CB, nlast);
+            }
+        }
+    }
+    for (int r = 0; r < rows; r++)
+        weight_output(s, mb, r, ci0 + r, c0, w, dw);
+}
+
+/* dw += the weight gradient of s by Winograd (above), inside a parallel
+** region, every thread calling with its own scratch tbuf and the shared
+** buffer sh (rn_wino_dw_floats(s) floats); ends with a barrier.
+** x: (N,H,W,Ci)  dy: (N,OH,OW,Co)  dw: (3,3,Ci,Co) */
+void rn_wino_weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const float *x, const float *dy, float *dw,
+                         float *sh, float *tbuf) {
+    const long long np = tile_pairs(s);
+    uint16_t *vp = (uint16_t *)sh, *dp = vp + (size_t)16 * np * 2 * RB * ((s->ci + RB - 1) / RB);
+#pragma omp for schedule(static)
+    for (long long p = 0; p < np; p++)
+        pair_transform(s, x, dy, p, np, vp, dp);
+    const int ncb = (s->co + CB - 1) / CB, nrb = (s->ci + RB - 1) / RB;
+#pragma omp for schedule(dynamic, 1)
+    for (int u = 0; u < nrb * ncb; u++) {
+        const int ci0 = u / ncb * RB, c0 = u % ncb * CB;
+        weight_unit(s, d, vp, dp, np, ci0, imin(RB, s->ci - ci0), c0, imin(CB, s->co - c0), tbuf, dw);
+    }
+}
+
 #else
 
 /* Not an x86 compiler: rn_wino_applies is never true (no bf16 kernels). */
 void rn_wino_run(const rn_wino_job *j, const rn_dispatch *d, float *tbuf) { (void)j, (void)d, (void)tbuf; }
 void rn_wino_pack(const float *w, int wci, int wco, int flip, uint16_t *u) {
     (void)w, (void)wci, (void)wco, (void)flip, (void)u;
+}
+void rn_wino_weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const float *x, const float *dy, float *dw,
+                         float *sh, float *tbuf) {
+    (void)s, (void)d, (void)x, (void)dy, (void)dw, (void)sh, (void)tbuf;
 }
 
 #endif
