@@ -448,6 +448,27 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
     free(yr), free(yf), free(gr), free(gf);
 }
 
+/* V = B^T d B of the 4x4 patch of tile (ty, tx) of sample b, every
+** channel, computed in fp32 in the kernels' order and rounded to bf16
+** (kept as float): v[e*c + k]. src: (N,H,W,C), zero outside. */
+static void ref_patch(const float *src, int h, int w, int c, int pad, int b, int ty, int tx, float *v) {
+    for (int k = 0; k < c; k++) {
+        float d[4][4], r[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int e = 0; e < 4; e++) {
+                const int y = 2 * ty - pad + i, x = 2 * tx - pad + e;
+                d[i][e] = y >= 0 && y < h && x >= 0 && x < w ? src[(((size_t)b * h + y) * w + x) * c + k] : 0;
+            }
+        for (int e = 0; e < 4; e++)
+            r[0][e] = d[0][e] - d[2][e], r[1][e] = d[1][e] + d[2][e], r[2][e] = d[2][e] - d[1][e],
+            r[3][e] = d[1][e] - d[3][e];
+        for (int i = 0; i < 4; i++) {
+            const float q[4] = {r[i][0] - r[i][2], r[i][1] + r[i][2], r[i][2] - r[i][1], r[i][1] - r[i][3]};
+            for (int e = 0; e < 4; e++) v[(size_t)(4 * i + e) * c + k] = rn_bf16_to_f32(rn_bf16_from_f32(q[e]));
+        }
+    }
+}
+
 /* The reference Winograd F(2x2,3x3) (winograd.c's definition, written
 ** again as scalar code): V = B^T d B and U = G g G^T computed in fp32 in
 ** the order the kernels use, each rounded once to bf16, then the 16
@@ -477,21 +498,7 @@ static void ref_winograd(const float *src, int n, int h, int w, int c, const flo
     for (int b = 0; b < n; b++)
         for (int ty = 0; ty < th; ty++)
             for (int tx = 0; tx < tw; tx++) {
-                for (int k = 0; k < c; k++) {
-                    float d[4][4], r[4][4];
-                    for (int i = 0; i < 4; i++)
-                        for (int e = 0; e < 4; e++) {
-                            const int y = 2 * ty - pad + i, x = 2 * tx - pad + e;
-                            d[i][e] = y >= 0 && y < h && x >= 0 && x < w ? src[(((size_t)b * h + y) * w + x) * c + k] : 0;
-                        }
-                    for (int e = 0; e < 4; e++)
-                        r[0][e] = d[0][e] - d[2][e], r[1][e] = d[1][e] + d[2][e], r[2][e] = d[2][e] - d[1][e],
-                        r[3][e] = d[1][e] - d[3][e];
-                    for (int i = 0; i < 4; i++) {
-                        const float q[4] = {r[i][0] - r[i][2], r[i][1] + r[i][2], r[i][2] - r[i][1], r[i][1] - r[i][3]};
-                        for (int e = 0; e < 4; e++) v[(size_t)(4 * i + e) * c + k] = rn_bf16_to_f32(rn_bf16_from_f32(q[e]));
-                    }
-                }
+                ref_patch(src, h, w, c, pad, b, ty, tx, v);
                 for (int j = 0; j < co; j++) {
                     for (int e = 0; e < 16; e++) {
                         double sum = 0;
@@ -529,21 +536,7 @@ static void ref_winograd_dw(const float *x, int n, int h, int w, int c, const fl
     for (int b = 0; b < n; b++)
         for (int ty = 0; ty < th; ty++)
             for (int tx = 0; tx < tw; tx++) {
-                for (int k = 0; k < c; k++) {
-                    float d[4][4], r[4][4];
-                    for (int i = 0; i < 4; i++)
-                        for (int e = 0; e < 4; e++) {
-                            const int y = 2 * ty - pad + i, xx = 2 * tx - pad + e;
-                            d[i][e] = y >= 0 && y < h && xx >= 0 && xx < w ? x[(((size_t)b * h + y) * w + xx) * c + k] : 0;
-                        }
-                    for (int e = 0; e < 4; e++)
-                        r[0][e] = d[0][e] - d[2][e], r[1][e] = d[1][e] + d[2][e], r[2][e] = d[2][e] - d[1][e],
-                        r[3][e] = d[1][e] - d[3][e];
-                    for (int i = 0; i < 4; i++) {
-                        const float q[4] = {r[i][0] - r[i][2], r[i][1] + r[i][2], r[i][2] - r[i][1], r[i][1] - r[i][3]};
-                        for (int e = 0; e < 4; e++) v[(size_t)(4 * i + e) * c + k] = rn_bf16_to_f32(rn_bf16_from_f32(q[e]));
-                    }
-                }
+                ref_patch(x, h, w, c, pad, b, ty, tx, v);
                 for (int j = 0; j < co; j++) {
                     float y[2][2], hh[2][4];
                     for (int i = 0; i < 2; i++)
