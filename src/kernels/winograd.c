@@ -119,20 +119,6 @@ static RN_TBF __m512i pairs16(__m512 a, __m512 b) {
     return _mm512_permutexvar_epi16(turns, (__m512i)_mm512_cvtne2ps_pbh(b, a));
 }
 
-/* The 16 output channels [j0, j0+16) (m: those that exist) of the nine
-** weights g[a] of Winograd input channel k. Forward (flip = 0): g[a] =
-** w[a][k][j], contiguous in j. Backward-data (flip = 1): the Winograd
-** convolution's input channels are w's Co and its outputs w's Ci, and the
-** kernel is turned 180 degrees: g[a] = w[8-a][j][k], gathered (stride Co). */
-static RN_TBF void load_taps(const float *w, int wci, int wco, int flip, int k, int j0, __mmask16 m, __m512 g[9]) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_set1_epi32(wco),
-                                           _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0));
-    for (int a = 0; a < 9; a++)
-        g[a] =
-            flip ? _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, w + ((size_t)(8 - a) * wci + j0) * wco + k, 4)
-                 : _mm512_maskz_loadu_ps(m, w + ((size_t)a * wci + k) * wco + j0);
-}
-
 /* U = G g G^T for 16 channels at once (u: the 16 elements, row-major). */
 static RN_TBF void weights_tile(const __m512 g[9], __m512 u[16]) {
     const __m512 h = _mm512_set1_ps(0.5f);
@@ -149,32 +135,89 @@ static RN_TBF void weights_tile(const __m512 g[9], __m512 u[16]) {
     }
 }
 
+/* Forward U: vectors over 16 output channels j (contiguous in w), for
+** input channels k and k+1, interleaved into pairs by pairs16. */
+static RN_TBF void pack_forward(const float *w, int ci, int co, uint16_t *u) {
+    const int nj = (co + 15) / 16;
+    const size_t plane = (size_t)ci * co;
+#pragma omp for schedule(static)
+    for (int blk = 0; blk < ci / 2 * nj; blk++) {
+        const int k = blk / nj * 2, j0 = blk % nj * 16;
+        const __mmask16 m = co - j0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (co - j0)) - 1);
+        __m512 g[9], u0[16], u1[16];
+        for (int a = 0; a < 9; a++)
+            g[a] = _mm512_maskz_loadu_ps(m, w + ((size_t)a * ci + k) * co + j0);
+        weights_tile(g, u0);
+        for (int a = 0; a < 9; a++)
+            g[a] = _mm512_maskz_loadu_ps(m, w + ((size_t)a * ci + k + 1) * co + j0);
+        weights_tile(g, u1);
+        for (int e = 0; e < 16; e++)
+            _mm512_mask_storeu_epi32(u + e * plane + (size_t)(k / 2) * 2 * co + 2 * (size_t)j0, m,
+                                     pairs16(u0[e], u1[e]));
+    }
+}
+
+/* Transposes the 8x8 matrix of 32-bit words in r (row i in r[i]). */
+static RN_TBF void transpose8(__m256i r[8]) {
+    __m256i t[8], q[8];
+    for (int i = 0; i < 8; i += 2)
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 4)
+        q[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]), q[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]),
+        q[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]), q[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    for (int i = 0; i < 4; i++)
+        r[i] = _mm256_permute2x128_si256(q[i], q[i + 4], 0x20),
+        r[i + 4] = _mm256_permute2x128_si256(q[i], q[i + 4], 0x31);
+}
+
+/* Backward-data U: the Winograd convolution's input channels k are w's
+** Co (contiguous in w), its outputs j are w's Ci, and the kernel is turned
+** 180 degrees, g[a] = w[8-a][j][k]. A block of 16 j x 16 k: vectors over
+** 16 k for each j, rounded, are the 8 pairs (k, k+1) of column j, 32 bits
+** each; transposing the 16 x 8 words gives each pair-row's 16 columns, one
+** store. (Gathering along j read 16 cache lines per vector and ran 4x
+** slower; scattering the pairs, 20x.) */
+static RN_TBF void pack_turned(const float *w, int wci, int wco, uint16_t *u) {
+    const int ci = wco, co = wci, nk = (ci + 15) / 16, nj = (co + 15) / 16;
+    const size_t plane = (size_t)ci * co;
+#pragma omp for schedule(static)
+    for (int blk = 0; blk < nj * nk; blk++) {
+        const int j0 = blk / nk * 16, k0 = blk % nk * 16, left = ci - k0; /* ci is even */
+        const int npr = left >= 16 ? 8 : left / 2, nj0 = imin(16, co - j0);
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        const __mmask16 mj = (__mmask16)(0xFFFFu >> (16 - nj0));
+        __m256i h[16][16]; /* [e][j - j0]: the 8 pairs of column j */
+        for (int jj = 0; jj < 16; jj++) {
+            __m512 g[9], t[16];
+            for (int a = 0; a < 9; a++)
+                g[a] = jj < nj0 ? _mm512_maskz_loadu_ps(m, w + ((size_t)(8 - a) * wci + j0 + jj) * wco + k0)
+                                : _mm512_setzero_ps();
+            weights_tile(g, t);
+            for (int e = 0; e < 16; e++)
+                h[e][jj] = (__m256i)_mm512_cvtneps_pbh(t[e]);
+        }
+        for (int e = 0; e < 16; e++) {
+            transpose8(h[e]), transpose8(h[e] + 8); /* now h[e][p] and h[e][8+p]: pair-row p, columns 0-7, 8-15 */
+            for (int p = 0; p < npr; p++) {
+                const __m512i row = _mm512_inserti64x4(_mm512_castsi256_si512(h[e][p]), h[e][8 + p], 1);
+                _mm512_mask_storeu_epi32(u + e * plane + (size_t)(k0 / 2 + p) * 2 * co + 2 * (size_t)j0, mj, row);
+            }
+        }
+    }
+}
+
 /* Writes U for every (input channel k, output channel j) of the Winograd
 ** convolution, pair-interleaved along k in bf16: element e of (k, j) at
 ** u[e*ci*co + (k/2)*2*co + 2*j + k%2] (ci even). Forward (flip = 0): the
 ** layer's own weights, ci = Ci inputs, co = Co outputs; backward-data
-** (flip = 1): ci = Co, co = Ci, the kernel turned (load_taps). Called by
-** every thread of a parallel region; ends with a barrier.
-** w: (3,3,Ci,Co) of the layer, wci = Ci, wco = Co */
-RN_TBF void rn_wino_pack(const float *w, int wci, int wco, int flip, uint16_t *u) {
-    const int ci = flip ? wco : wci, co = flip ? wci : wco, nj = (co + 15) / 16;
-    const size_t plane = (size_t)ci * co;
-#pragma omp for schedule(static)
-    for (int blk = 0; blk < ci / 2 * nj; blk++) {
-        /* forward: j inner (contiguous loads); backward-data: k inner, so
-        ** that the lines a gather touches serve the next 15 k from L1 */
-        const int np = ci / 2, k = (flip ? blk % np : blk / nj) * 2, j0 = (flip ? blk / np : blk % nj) * 16;
-        const __mmask16 m = co - j0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (co - j0)) - 1);
-        __m512 g[9], u0[16], u1[16];
-        load_taps(w, wci, wco, flip, k, j0, m, g);
-        weights_tile(g, u0);
-        load_taps(w, wci, wco, flip, k + 1, j0, m, g);
-        weights_tile(g, u1);
-        for (int e = 0; e < 16; e++) {
-            _mm512_mask_storeu_epi32(u + e * plane + (size_t)(k / 2) * 2 * co + 2 * (size_t)j0, m,
-                                     pairs16(u0[e], u1[e]));
-        }
-    }
+** (flip = 1): ci = Co, co = Ci, the kernel turned. Called by every thread
+** of a parallel region; ends with a barrier. w: (3,3,Ci,Co) of the layer,
+** wci = Ci, wco = Co */
+void rn_wino_pack(const float *w, int wci, int wco, int flip, uint16_t *u) {
+    if (flip)
+        pack_turned(w, wci, wco, u);
+    else
+        pack_forward(w, wci, wco, u);
 }
 
 /* Where tile t of a grid (n, th, tw) of 2x2 tiles over a (H, W) source
