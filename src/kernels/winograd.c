@@ -237,18 +237,20 @@ static int tile_taps(const float *src, int h, int w, int c, int th, int tw, int 
 
 /* q = B^T d B for the 16 channels [c0, c0+16) (m: those that exist) of
 ** the 4x4 patch whose rows and columns tile_taps found (q: the 16
-** elements, row-major). */
-static RN_TBF void patch16(const float *row[4], const int colok[4], int x0, int c, int c0, __mmask16 m, __m512 q[16]) {
-    __m512 d[4][4], r[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 4; k++)
-            d[i][k] =
-                row[i] && colok[k] ? _mm512_maskz_loadu_ps(m, row[i] + (size_t)(x0 + k) * c + c0) : _mm512_setzero_ps();
-    for (int k = 0; k < 4; k++) { /* B^T d */
-        r[0][k] = _mm512_sub_ps(d[0][k], d[2][k]);
-        r[1][k] = _mm512_add_ps(d[1][k], d[2][k]);
-        r[2][k] = _mm512_sub_ps(d[2][k], d[1][k]);
-        r[3][k] = _mm512_sub_ps(d[1][k], d[3][k]);
+** elements, row-major); safe: any address inside the source. */
+static inline __attribute__((always_inline)) RN_TBF void patch16(const float *row[4], const int colok[4], int x0, int c,
+                                                                 int c0, __mmask16 m, const float *safe, __m512 q[16]) {
+    __m512 r[4][4];
+    for (int k = 0; k < 4; k++) { /* B^T d, a column at a time (fewer live registers) */
+        __m512 d[4];
+        for (int i = 0; i < 4; i++) { /* a tap outside the source: an empty mask at a safe address reads nothing */
+            const int in = row[i] && colok[k];
+            d[i] = _mm512_maskz_loadu_ps(in ? m : 0, in ? row[i] + (size_t)(x0 + k) * c + c0 : safe);
+        }
+        r[0][k] = _mm512_sub_ps(d[0], d[2]);
+        r[1][k] = _mm512_add_ps(d[1], d[2]);
+        r[2][k] = _mm512_sub_ps(d[2], d[1]);
+        r[3][k] = _mm512_sub_ps(d[1], d[3]);
     }
     for (int i = 0; i < 4; i++) { /* (B^T d) B */
         q[4 * i] = _mm512_sub_ps(r[i][0], r[i][2]), q[4 * i + 1] = _mm512_add_ps(r[i][1], r[i][2]);
@@ -270,7 +272,7 @@ static RN_TBF void input_transform(const rn_wino_job *j, long long t0, int nt, i
         for (int c0 = 0; c0 < c; c0 += 16) {
             const __mmask16 m = c - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - c0)) - 1);
             __m512 q[16];
-            patch16(row, colok, x0, c, c0, m, q);
+            patch16(row, colok, x0, c, c0, m, j->src, q);
             for (int e = 0; e < 16; e++) { /* a masked store only for the last, partial vector */
                 const __m256i h = (__m256i)_mm512_cvtneps_pbh(q[e]);
                 uint16_t *o = out + e * es + c0;
@@ -400,7 +402,8 @@ static long long tile_pairs(const rn_conv_shape *s) {
 ** c0+16) (m: those that exist) of tile t of dy: (N, OH, OW, C), gradients
 ** past the edge zero. A^T = | 1 1  1  0 |
 **                           | 0 1 -1 -1 |. */
-static RN_TBF void grad16(const float *dy, int oh, int ow, int c, long long t, int c0, __mmask16 m, __m512 g[16]) {
+static inline __attribute__((always_inline)) RN_TBF void grad16(const float *dy, int oh, int ow, int c, long long t,
+                                                                int c0, __mmask16 m, __m512 g[16]) {
     const int th = (oh + 1) / 2, tw = (ow + 1) / 2;
     const int tx = (int)(t % tw), ty = (int)(t / tw % th), n = (int)(t / tw / th);
     const __m512 z = _mm512_setzero_ps();
@@ -437,9 +440,9 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
         b[e] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < ci; c0 += 16) {
         const __mmask16 m = ci - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ci - c0)) - 1);
-        patch16(row[0], colok[0], x0[0], ci, c0, m, a);
+        patch16(row[0], colok[0], x0[0], ci, c0, m, x, a);
         if (two)
-            patch16(row[1], colok[1], x0[1], ci, c0, m, b);
+            patch16(row[1], colok[1], x0[1], ci, c0, m, x, b);
         const int nrb = (ci + RB - 1) / RB, blk = c0 / RB, off = c0 % RB; /* RB is a multiple of 16 */
         for (int e = 0; e < 16; e++)
             _mm512_mask_storeu_epi32(vp + (((size_t)e * nrb + blk) * np + p) * 2 * RB + 2 * off, m,
