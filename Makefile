@@ -44,7 +44,7 @@ LIBDIR  ?= $(PREFIX)/lib
 .SECONDARY:
 
 all: $(BUILD)/libresnet.a $(BUILD)/libresnet.so $(BUILD)/resnet $(TESTS:%=$(BUILD)/%) $(EXAMPLES:%=$(BUILD)/examples/%) \
-     $(if $(HAVE_MPI),$(BUILD)/bench_allreduce)
+     $(BUILD)/bench_winograd $(if $(HAVE_MPI),$(BUILD)/bench_allreduce)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
@@ -70,6 +70,10 @@ $(BUILD)/parity_driver: $(BUILD)/obj/tests/parity_driver.o $(BUILD)/libresnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/optim_driver: $(BUILD)/obj/tests/optim_driver.o $(BUILD)/libresnet.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Direct against Winograd bf16 convolutions, layer by layer (BENCHMARKS.md).
+$(BUILD)/bench_winograd: $(BUILD)/obj/bench/winograd.o $(BUILD)/libresnet.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # MPI_Allreduce bandwidth (BENCHMARKS.md, data-parallel projection).

@@ -1166,10 +1166,10 @@ static void *bn_rank_run(void *arg) {
     omp_set_num_threads(1);
     if (!r->bwd)
         rn_bn_forward_train_sync(r->m, r->c, r->x, r->g, r->be, 1e-5f, 0.1f, r->rm, r->rv, r->mean, r->is, r->y, 0,
-                                 &sync);
+                                 &sync, NULL);
     else
         rn_bn_backward_sync(r->m, r->c, r->x, NULL, r->g, r->mean, r->is, r->dy, r->dx, r->dg, r->db, RN_FUSE_SET,
-                            &sync);
+                            &sync, NULL);
     return NULL;
 }
 
@@ -1287,6 +1287,27 @@ static void test_bn_fused(tally *t, rng *r, int n, int h, int w, int c, float of
     report(t, fmax(rel_err(dxs[0], dxz, nx), fmax(rel_err(dgf, dgz, c), rel_err(dbf, dbz, c))), TOL_FAST,
            "fused relu+bn bwd dx= (overwrite) %s", tag);
     report_bool(t, !memcmp(dxs[0], dxs[1], nx * sizeof(float)), "fused relu+bn bwd bit-identical on rerun %s", tag);
+    /* the mask recomputed from x (rn_bn_relu_mask, y not given) equals the
+    ** mask read from the forward's y, bit for bit, adding and overwriting */
+    {
+        float *kd = falloc(c), *ks = falloc(c), *yk = falloc(nx), *mk = falloc(c), *ik = falloc(c);
+        float *rmk = fdup(rm, c), *rvk = fdup(rv, c);
+        const rn_bn_relu_mask keep = {kd, ks, be};
+        rn_bn_forward_train_sync(m, c, x, g, be, eps, mom, rmk, rvk, mk, ik, yk, RN_FUSE_RELU, NULL, &keep);
+        int same = !memcmp(yk, yf, nx * sizeof(float));
+        for (int set = 0; set < 2; set++) {
+            float *d1 = fdup(dx0, nx), *d2 = fdup(dx0, nx), *g1 = fdup(dg0, c), *g2 = fdup(dg0, c);
+            float *b1 = fdup(db0, c), *b2 = fdup(db0, c);
+            const int fl = RN_FUSE_RELU | (set ? RN_FUSE_SET : 0);
+            rn_bn_backward_sync(m, c, x, yk, g, mk, ik, dy, d1, g1, b1, fl, NULL, NULL);
+            rn_bn_backward_sync(m, c, x, NULL, g, mk, ik, dy, d2, g2, b2, fl, NULL, &keep);
+            same &= !memcmp(d1, d2, nx * sizeof(float)) && !memcmp(g1, g2, c * sizeof(float)) &&
+                    !memcmp(b1, b2, c * sizeof(float));
+            free(d1), free(d2), free(g1), free(g2), free(b1), free(b2);
+        }
+        report_bool(t, same, "fused relu+bn bwd with the mask recomputed from x equals reading y, bit for bit %s", tag);
+        free(kd), free(ks), free(yk), free(mk), free(ik), free(rmk), free(rvk);
+    }
     /* BN backward alone, overwriting */
     memset(dxz, 0, nx * sizeof(float));
     memcpy(dgz, dg0, c * sizeof(float));

@@ -3,7 +3,10 @@
 ** contiguous channels, with the fusions the model runner uses:
 **   - forward + ReLU (RN_FUSE_RELU): y = max(bn(x), 0) in the apply pass;
 **   - ReLU backward + BN backward (RN_FUSE_RELU): dy is masked by y > 0
-**     (y the ReLU's output) as it is read, in both passes;
+**     (y the ReLU's output) as it is read, in both passes; given the
+**     forward's dmu and scale (rn_bn_relu_mask), the mask is recomputed
+**     from x in the forward's exact arithmetic instead of read from y, so
+**     the backward passes stream x, dy (and dx) but not y;
 **   - RN_FUSE_SET: the backward writes dx instead of adding into it, so the
 **     caller need not zero dx when this is its first contribution;
 **   - rn_bn_fold: eval-mode BN folded into the preceding convolution.
@@ -78,30 +81,49 @@ static RN_CLONES void fwd_moments_rows(size_t r0, size_t r1, int c, const float 
     }
 }
 
-/* Backward moments of rows [r0, r1): with g = dy, masked by y > 0 when y is
-** not NULL: s1 += g, s2 += g * (x - mean), summed as fwd_moments_rows does.
-** x, y, dy: (M,C)  mean, s1, s2: (C) */
-static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const float *y, const float *mean,
-                                       const float *dy, double *s1, double *s2) {
+/* The BN output before a ReLU, in the training forward's exact arithmetic
+** (apply_rows), so that the backward can recompute the ReLU's mask from x
+** bit for bit. */
+static inline __attribute__((always_inline)) float bn_out(float x, float shift, float dmu, float scale, float beta) {
+    return ((x - shift) - dmu) * scale + beta;
+}
+
+/* Where the backward takes a fused ReLU's mask from: nowhere (no ReLU),
+** the forward's output y (y > 0), or recomputed from x with the forward's
+** shift (x's first row), dmu, scale and beta (rn_bn_relu_mask). */
+typedef struct {
+    const float *y;
+    const float *shift, *dmu, *scale, *beta;
+} bn_mask;
+
+/* dy at channel ch of row i, zero where the fused ReLU was off: mode 0 no
+** ReLU, 1 from y, 2 recomputed (a constant in every caller, so the select
+** vectorizes; gv is loaded unconditionally for the same reason). */
+static inline __attribute__((always_inline)) float masked_grad(const int mode, const bn_mask *mk, const float *xr,
+                                                               const float *gr, size_t i, int c, int ch) {
+    const float gv = gr[ch];
+    if (mode == 1)
+        return mk->y[i * (size_t)c + ch] > 0.0f ? gv : 0.0f;
+    if (mode == 2)
+        return bn_out(xr[ch], mk->shift[ch], mk->dmu[ch], mk->scale[ch], mk->beta[ch]) > 0.0f ? gv : 0.0f;
+    return gv;
+}
+
+/* bwd_moments_rows for one mask mode (a constant). */
+static inline __attribute__((always_inline)) void bwd_moments_mode(const int mode, size_t r0, size_t r1, int c,
+                                                                   const float *x, const bn_mask *mk,
+                                                                   const float *mean, const float *dy, double *s1,
+                                                                   double *s2) {
     float f1[c], f2[c];
     for (size_t b = r0; b < r1; b += BN_BLOCK) {
         const size_t e = b + BN_BLOCK < r1 ? b + BN_BLOCK : r1;
         for (int ch = 0; ch < c; ch++) f1[ch] = f2[ch] = 0.0f;
         for (size_t i = b; i < e; i++) {
             const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
-            if (y) {
-                const float *yr = y + i * (size_t)c;
-                for (int ch = 0; ch < c; ch++) {
-                    float gv = gr[ch]; /* loaded unconditionally so that the select vectorizes */
-                    float g = yr[ch] > 0.0f ? gv : 0.0f;
-                    f1[ch] += g;
-                    f2[ch] += g * (xr[ch] - mean[ch]);
-                }
-            } else {
-                for (int ch = 0; ch < c; ch++) {
-                    f1[ch] += gr[ch];
-                    f2[ch] += gr[ch] * (xr[ch] - mean[ch]);
-                }
+            for (int ch = 0; ch < c; ch++) {
+                const float g = masked_grad(mode, mk, xr, gr, i, c, ch);
+                f1[ch] += g;
+                f2[ch] += g * (xr[ch] - mean[ch]);
             }
         }
         for (int ch = 0; ch < c; ch++) {
@@ -109,6 +131,19 @@ static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float 
             s2[ch] += f2[ch];
         }
     }
+}
+
+/* Backward moments of rows [r0, r1): with g = dy, masked by the fused
+** ReLU (mk): s1 += g, s2 += g * (x - mean), summed as fwd_moments_rows does.
+** x, dy: (M,C)  mean, s1, s2: (C) */
+static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const bn_mask *mk,
+                                       const float *mean, const float *dy, double *s1, double *s2) {
+    if (mk->y)
+        bwd_moments_mode(1, r0, r1, c, x, mk, mean, dy, s1, s2);
+    else if (mk->shift)
+        bwd_moments_mode(2, r0, r1, c, x, mk, mean, dy, s1, s2);
+    else
+        bwd_moments_mode(0, r0, r1, c, x, mk, mean, dy, s1, s2);
 }
 
 /* Apply pass of rows [r0, r1): y = (x - sub) * scale + beta, then max(y, 0)
@@ -122,40 +157,52 @@ static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const float *x, co
         float *yr = y + i * (size_t)c;
         if (relu) {
             for (int ch = 0; ch < c; ch++) {
-                float v = ((xr[ch] - shift[ch]) - dmu[ch]) * scale[ch] + beta[ch];
+                float v = bn_out(xr[ch], shift[ch], dmu[ch], scale[ch], beta[ch]);
                 yr[ch] = v > 0.0f ? v : 0.0f;
             }
         } else {
-            for (int ch = 0; ch < c; ch++) yr[ch] = ((xr[ch] - shift[ch]) - dmu[ch]) * scale[ch] + beta[ch];
+            for (int ch = 0; ch < c; ch++) yr[ch] = bn_out(xr[ch], shift[ch], dmu[ch], scale[ch], beta[ch]);
         }
     }
 }
 
-/* Backward apply of rows [r0, r1), g = dy masked by y > 0 when y is given:
-** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
-** c2 = k*invstd*mean(g*xhat); `set` overwrites dx instead of adding.
-** x, y, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
-static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const float *x, const float *y, const float *mean,
-                                     const float *coef, const float *dy, int set, float *dx) {
+/* bwd_apply_rows for one mask mode and `set` (constants). */
+static inline __attribute__((always_inline)) void bwd_apply_mode(const int mode, const int set, size_t r0, size_t r1,
+                                                                 int c, const float *x, const bn_mask *mk,
+                                                                 const float *mean, const float *coef, const float *dy,
+                                                                 float *dx) {
     const float *k = coef, *c1 = coef + c, *c2 = coef + 2 * c;
     for (size_t i = r0; i < r1; i++) {
-        const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c, *yr = y ? y + i * (size_t)c : NULL;
+        const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
         float *dr = dx + i * (size_t)c;
-        if (yr && set) { /* gv loaded unconditionally so that the select vectorizes */
-            for (int ch = 0; ch < c; ch++) {
-                float gv = gr[ch];
-                dr[ch] = k[ch] * (yr[ch] > 0.0f ? gv : 0.0f) - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
-            }
-        } else if (yr) {
-            for (int ch = 0; ch < c; ch++) {
-                float gv = gr[ch];
-                dr[ch] += k[ch] * (yr[ch] > 0.0f ? gv : 0.0f) - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
-            }
-        } else if (set) {
-            for (int ch = 0; ch < c; ch++) dr[ch] = k[ch] * gr[ch] - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
-        } else {
-            for (int ch = 0; ch < c; ch++) dr[ch] += k[ch] * gr[ch] - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
+        for (int ch = 0; ch < c; ch++) {
+            const float v = k[ch] * masked_grad(mode, mk, xr, gr, i, c, ch) - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
+            dr[ch] = set ? v : dr[ch] + v;
         }
+    }
+}
+
+/* Backward apply of rows [r0, r1), g = dy masked by the fused ReLU (mk):
+** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
+** c2 = k*invstd*mean(g*xhat); `set` overwrites dx instead of adding.
+** x, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
+static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const float *x, const bn_mask *mk, const float *mean,
+                                     const float *coef, const float *dy, int set, float *dx) {
+    const int mode = mk->y ? 1 : mk->shift ? 2 : 0;
+    if (set) {
+        if (mode == 1)
+            bwd_apply_mode(1, 1, r0, r1, c, x, mk, mean, coef, dy, dx);
+        else if (mode == 2)
+            bwd_apply_mode(2, 1, r0, r1, c, x, mk, mean, coef, dy, dx);
+        else
+            bwd_apply_mode(0, 1, r0, r1, c, x, mk, mean, coef, dy, dx);
+    } else {
+        if (mode == 1)
+            bwd_apply_mode(1, 0, r0, r1, c, x, mk, mean, coef, dy, dx);
+        else if (mode == 2)
+            bwd_apply_mode(2, 0, r0, r1, c, x, mk, mean, coef, dy, dx);
+        else
+            bwd_apply_mode(0, 0, r0, r1, c, x, mk, mean, coef, dy, dx);
     }
 }
 
@@ -194,7 +241,7 @@ static double sync_fwd_moments(const rn_bn_sync *s, int c, size_t m, const float
 ** x, y: (M,C)  gamma, beta, mean, invstd, running_*: (C) */
 void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
                               float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
-                              float *y, int flags, const rn_bn_sync *sync) {
+                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep) {
     if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c];   /* sum(x - shift), then sum((x - shift)^2) */
     float coef[2 * (size_t)c], zero[c]; /* mean - shift, then gamma * invstd */
@@ -225,6 +272,8 @@ void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamm
             invstd[ch] = (float)is;
             coef[ch] = (float)dmu;
             coef[c + ch] = (float)(is * gamma[ch]);
+            if (keep)
+                keep->dmu[ch] = coef[ch], keep->scale[ch] = coef[c + ch];
             if (running_mean) {
                 double unbiased = total > 1 ? var * total / (total - 1) : var;
                 running_mean[ch] = (float)((1.0 - momentum) * running_mean[ch] + momentum * mu);
@@ -243,7 +292,7 @@ void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma,
                             float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
                             float *y, int flags) {
     rn_bn_forward_train_sync(m, c, x, gamma, beta, eps, momentum, running_mean, running_var, mean, invstd, y, flags,
-                             NULL);
+                             NULL, NULL);
 }
 
 /* The unfused training forward (see kernels.h). */
@@ -287,11 +336,15 @@ void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, con
 ** x, y, dy, dx: (M,C)  gamma, mean, invstd, dgamma, dbeta: (C) */
 void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
                          const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags,
-                         const rn_bn_sync *sync) {
+                         const rn_bn_sync *sync, const rn_bn_relu_mask *kept) {
     if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c + 1]; /* sum(g), then sum(g * (x - mean)), then rows (sync) */
     float coef[3 * (size_t)c];     /* k = gamma*invstd, k*sum(g)/M, k*invstd*sum(g*xhat)/M */
-    const float *mask = (flags & RN_FUSE_RELU) ? y : NULL;
+    bn_mask mk = {NULL, NULL, NULL, NULL, NULL}; /* the fused ReLU's mask: recomputed from x when kept, else y */
+    if ((flags & RN_FUSE_RELU) && kept && m > 0)
+        mk.shift = x, mk.dmu = kept->dmu, mk.scale = kept->scale, mk.beta = kept->beta;
+    else if (flags & RN_FUSE_RELU)
+        mk.y = y;
     for (int ch = 0; ch < 2 * c; ch++) tot[ch] = 0.0;
     tot[2 * c] = (double)m;
 #pragma omp parallel
@@ -300,7 +353,7 @@ void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const 
         const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
         double part[2 * (size_t)c];
         for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
-        bwd_moments_rows(r0, r1, c, x, mask, mean, dy, part, part + c);
+        bwd_moments_rows(r0, r1, c, x, &mk, mean, dy, part, part + c);
         ordered_add(2 * c, tot, part);
 #pragma omp master
         for (int ch = 0; ch < c; ch++) { /* this rank's own parameter gradients */
@@ -321,14 +374,14 @@ void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const 
             coef[2 * c + ch] = (float)(k * invstd[ch] * sx / tot[2 * c]);
         }
         /* implicit barrier: coef is complete */
-        if (dx) bwd_apply_rows(r0, r1, c, x, mask, mean, coef, dy, flags & RN_FUSE_SET, dx);
+        if (dx) bwd_apply_rows(r0, r1, c, x, &mk, mean, coef, dy, flags & RN_FUSE_SET, dx);
     }
 }
 
 /* Backward of training-mode batch normalization over this rank's rows. */
 void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
                        const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags) {
-    rn_bn_backward_sync(m, c, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta, flags, NULL);
+    rn_bn_backward_sync(m, c, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta, flags, NULL, NULL);
 }
 
 /* The unfused backward (see kernels.h). */

@@ -140,12 +140,22 @@ typedef struct {
     void (*sum)(void *ctx, double *v, int n);
     void *ctx;
 } rn_bn_sync;
+/* A fused ReLU's mask without its output: the training forward keeps the
+** per-channel dmu and scale of its arithmetic (y = max(((x - x[0]) - dmu)
+** * scale + beta, 0), x[0] this rank's first row) in `keep` (may be NULL),
+** and the backward given them (`kept`, with the same beta) recomputes
+** y > 0 from x bit for bit instead of reading y: one stream of memory
+** fewer in both backward passes. dmu, scale: (C) */
+typedef struct {
+    float *dmu, *scale;
+    const float *beta;
+} rn_bn_relu_mask;
 void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
                               float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
-                              float *y, int flags, const rn_bn_sync *sync);
+                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep);
 void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
                          const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags,
-                         const rn_bn_sync *sync);
+                         const rn_bn_sync *sync, const rn_bn_relu_mask *kept);
 /* Eval-mode BN folded into the convolution before it: wf = w * s and
 ** bf = (b - running_mean) * s + beta with s = gamma / sqrt(running_var + eps).
 ** w, wf: (rows, Co) (HWIO, rows = K*K*Ci)  bias: (Co) or NULL  bf: (Co) */

@@ -99,6 +99,7 @@ struct rn_model {
     float *arena;        /* one allocation behind act, dact, stats and workspace */
     size_t arena_floats, tensor_floats; /* the whole arena; its activations and gradients */
     float *bn_mean, *bn_invstd, *ws, *fold_w; /* fold_w: folded conv weights and bias (eval plans) */
+    float *bn_dmu, *bn_scale; /* per BN channel: a fused ReLU's forward arithmetic (rn_bn_relu_mask) */
     /* bf16 inference on an eval plan: each bf16 convolution's weights (BN
     ** folded) packed once, with their bias, at prep + prep_off[layer]; valid
     ** while prep_ok, which whatever may change the weights, the BN

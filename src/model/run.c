@@ -379,7 +379,7 @@ static rn_status plan_layout(rn_model *m, int n, int h, int w, int train, planne
     size_t body = plan_tensors(p, *scratch);
     scratch_floats(m, n, ws, fold);
     m->tensor_floats = body;
-    *arena = 2 * line(m->nstats) + line(*ws) + line(*fold) + body;
+    *arena = 4 * line(m->nstats) + line(*ws) + line(*fold) + body;
     return RN_OK;
 }
 
@@ -428,7 +428,9 @@ rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *e
     m->dact = m->act + L;
     m->bn_mean = m->arena;
     m->bn_invstd = m->bn_mean + line(m->nstats);
-    m->ws = m->bn_invstd + line(m->nstats);
+    m->bn_dmu = m->bn_invstd + line(m->nstats);
+    m->bn_scale = m->bn_dmu + line(m->nstats);
+    m->ws = m->bn_scale + line(m->nstats);
     m->fold_w = m->ws + line(ws);
     float *base = m->fold_w + line(fold);
     for (int i = 0; i < L; i++) {
@@ -566,9 +568,10 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     case RN_L_CONV: conv_forward(m, l, i, n, x, y); break;
     case RN_L_BN:
         if (train) {
+            const rn_bn_relu_mask keep = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
             rn_bn_forward_train_sync(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
                                      m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
-                                     m->bn_invstd + l->stat, y, relu, bn_sync(m));
+                                     m->bn_invstd + l->stat, y, relu, bn_sync(m), relu ? &keep : NULL);
             m->nbt[l->bn]++;
         } else {
             rn_bn_forward_eval_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
@@ -613,10 +616,13 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     int set = l->gmode[0] == RN_G_ACC ? 0 : RN_FUSE_SET;
     switch (l->kind) {
     case RN_L_CONV: rn_conv_backward_ex(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws, set); break;
-    case RN_L_BN:
+    case RN_L_BN: { /* a fused ReLU's mask is recomputed from x (the forward kept dmu and scale), not read from y */
+        const rn_bn_relu_mask kept = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
         rn_bn_backward_sync(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat,
-                            dy, dx, G + l->w, G + l->b, (l->fuse_relu ? RN_FUSE_RELU : 0) | set, bn_sync(m));
+                            dy, dx, G + l->w, G + l->b, (l->fuse_relu ? RN_FUSE_RELU : 0) | set, bn_sync(m),
+                            l->fuse_relu ? &kept : NULL);
         break;
+    }
     case RN_L_RELU:
         if (dx) rn_relu_backward_ex(rows * l->c_out, m->act[i], dy, dx, set);
         break;
