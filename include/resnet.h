@@ -153,8 +153,8 @@ uint64_t rn_model_macs(const rn_model *m, int h, int w);
 ** the head, the loss, the master weights and the optimizer stay fp32, and
 ** model files are fp32 either way. Under RN_PREC_BF16 the 3x3 stride-1
 ** convolutions of 64 channels or more, on a batch of 64 output tiles of
-** 2x2 or more, run forward, backward-data and the weight gradient by
-** Winograd F(2x2,3x3): 2.25x fewer
+** 2x2 or more, run forward and backward-data (and the weight gradient,
+** at most 8 tiles per input channel) by Winograd F(2x2,3x3): 2.25x fewer
 ** multiplies, the transformed values rounded to bf16 instead of the
 ** inputs, weights and gradients themselves, which about doubles the
 ** rounding error of those layers (still well inside bf16's precision).

@@ -52,7 +52,7 @@
 **
 ** Winograd (rn_conv_shape.winograd, with bf16): 3x3 stride-1 shapes large
 ** enough are handed to winograd.c for the forward, backward-data and
-** weight gradient; the rest run here.
+** (fewer tiles per channel) the weight gradient; the rest run here.
 */
 #include "cpu.h"
 #include "kernels.h"
@@ -177,11 +177,10 @@ static size_t thread_floats(const rn_conv_shape *s) {
         bf = band > bf ? band : bf;
     }
     size_t f = ABUF + tail_floats(s) + bf;
-    if (s->winograd) { /* room for every pass's Winograd buffers (reducing over Ci, Co, or the tiles) */
+    if (s->winograd) { /* room for either pass's Winograd buffers (reducing over Ci, or Co) */
         const size_t a = rn_wino_thread_floats(s->ci), b = rn_wino_thread_floats(s->co);
         f = a > f ? a : f;
         f = b > f ? b : f;
-        f = RN_WINO_DW_THREAD_FLOATS > f ? RN_WINO_DW_THREAD_FLOATS : f;
     }
     return f;
 }
@@ -191,7 +190,7 @@ static size_t thread_floats(const rn_conv_shape *s) {
 ** fit the weights' room), then a Winograd weight gradient's tiles. */
 static size_t shared_floats(const rn_conv_shape *s) {
     const size_t w = pad16(weight_count(s));
-    return rn_wino_applies(s, rn_cpu_dispatch()) ? w + rn_wino_dw_floats(s) : w;
+    return rn_wino_dw_applies(s, rn_cpu_dispatch()) ? w + rn_wino_dw_floats(s) : w;
 }
 
 /* Floats of scratch the forward and backward passes need when run by up to
@@ -916,7 +915,7 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
                         db[co] += dy[i * s->co + co];
             }
         }
-        if (dw && rn_wino_applies(s, d))
+        if (dw && rn_wino_dw_applies(s, d))
             rn_wino_weight_grad(s, d, x, dy, dw, ws + pad16(weight_count(s)), abuf);
         else if (dw)
             weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase);

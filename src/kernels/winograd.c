@@ -54,13 +54,8 @@
 ** too short; resnet20's 16- and 32-channel layers). */
 #define WINO_MIN_TILES 64
 #define WINO_MIN_CHANNELS 64
-/* The weight gradient's blocks (below): input channels of a unit (a
-** multiple of every micro-tile's rows), output channels of a unit (the
-** widest tile), tile pairs of a chunk, and the grouped form's groups. */
-#define RB 48
-#define CB 64
-#define PCH 256
-#define WINO_GROUPS 8
+/* Most tiles per input channel of a Winograd weight gradient (rn_wino_dw_applies). */
+#define WINO_DW_TILES_PER_CHANNEL 8
 
 static int imin(int a, int b) { return a < b ? a : b; }
 
@@ -92,34 +87,22 @@ static size_t v_floats(int c) { return ((size_t)16 * unit_tiles(c) * c / 2 + 15)
 ** M (16 x tiles x 64). */
 size_t rn_wino_thread_floats(int c) { return v_floats(c) + (size_t)16 * unit_tiles(c) * 64; }
 
-/* Tile pairs of the weight gradient of s. */
-static long long tile_pairs(const rn_conv_shape *s) {
-    return ((long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) + 1) / 2;
+/* Whether the weight gradient of s runs by Winograd: as rn_wino_applies,
+** and at most WINO_DW_TILES_PER_CHANNEL tiles per input channel, which
+** keeps its shared buffer (rn_wino_dw_floats) where the re-reads of step 2
+** are cheap: one layer timed both ways, 128 channels at 16x16 and batch
+** 32 (16 tiles per channel) lose 20%, 1-8 tiles per channel win 20-170%. */
+int rn_wino_dw_applies(const rn_conv_shape *s, const rn_dispatch *d) {
+    return rn_wino_applies(s, d) &&
+           (long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) <= (long long)WINO_DW_TILES_PER_CHANNEL * s->ci;
 }
 
-/* Channels of one tile pair's V and DY, each side in whole blocks. */
-static size_t pair_channels(const rn_conv_shape *s) {
-    return (size_t)(s->ci + RB - 1) / RB * RB + (size_t)(s->co + CB - 1) / CB * CB;
-}
-
-/* Tile pairs per chunk of the grouped form: the chunk's V and DY (16 x
-** pairs x channels, bf16 pairs) within RN_WINO_DW_THREAD_FLOATS. */
-static int chunk_pairs(const rn_conv_shape *s) { return (int)(RN_WINO_DW_THREAD_FLOATS / (16 * pair_channels(s))); }
-
-/* Whether the weight gradient of s takes the grouped form: its partial
-** sums (WINO_GROUPS x 16 x Ci x Co floats) are fewer than the
-** shared-tiles form's transformed tiles (16 x pairs x channels), and a
-** chunk holds a few pairs. */
-int rn_wino_dw_grouped(const rn_conv_shape *s) {
-    return (size_t)WINO_GROUPS * s->ci * s->co < (size_t)tile_pairs(s) * pair_channels(s) && chunk_pairs(s) >= 4;
-}
-
-/* Floats of the weight gradient's shared buffer: the grouped form's
-** partial sums, or the shared-tiles form's V and DY of every tile pair. */
+/* Floats of the weight gradient's shared buffer: V and DY of every tile
+** pair, 16 x pairs x 2 x (Ci + Co) bf16, each side's channels rounded up to
+** whole blocks (48 and 64: rn_wino_weight_grad's RB and CB). */
 size_t rn_wino_dw_floats(const rn_conv_shape *s) {
-    const size_t f = rn_wino_dw_grouped(s) ? (size_t)WINO_GROUPS * 16 * s->ci * s->co
-                                           : 16 * (size_t)tile_pairs(s) * pair_channels(s);
-    return (f + 15) & ~(size_t)15;
+    const size_t np = ((size_t)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) + 1) / 2;
+    return (16 * np * ((s->ci + 47) / 48 * 48 + (s->co + 63) / 64 * 64) + 15) & ~(size_t)15;
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -391,25 +374,29 @@ void rn_wino_run(const rn_wino_job *j, const rn_dispatch *d, float *tbuf) {
 ** dL/dg = sum over tiles of G^T [ (A dY A^T) (.) (B^T d B) ] G, the adjoint
 ** of the forward formula (A dY A^T is 4x4 from the tile's 2x2 output
 ** gradients, zero past the edge). Summed over the tiles, element e of the
-** product is a GEMM reducing over tiles: M_e (Ci x Co) = V_e^T DY_e, on the
-** vdpbf16ps "tn" micro-kernel, which wants V and DY pair-interleaved along
-** the tiles: vp[e][c/RB][q][c%RB][t%2] for tile pair slot q (an odd last
-** tile is paired with zeros), dp[e][c/CB][q][c%CB][t%2] for dy, so that a
-** block of channels streams through contiguous memory (with whole rows of
-** 2Ci values between pairs, every pair's row fell in the same few cache
-** sets and the GEMM ran at a quarter of its speed). Two forms:
-**   - shared tiles (few tiles, many channels: resnet's last stages): every
-**     tile pair is transformed once into a shared buffer, then units of
-**     (RB input x CB output channels) sum M over all pairs, PCH at a time,
-**     in a per-thread buffer and add G^T M G to the nine taps of dw;
-**   - grouped (many tiles, few channels: the first stages, whose tiles
-**     would not stay in cache): the pairs are cut into WINO_GROUPS fixed
-**     groups, each transformed a chunk at a time into its thread's buffer
-**     and summed into the group's partial M; the partials are added in
-**     group order, then transformed into dw.
-** Either way each dw element is summed in an order fixed by the shape: dw
-** does not depend on the thread count. */
-_Static_assert(16 * RB * CB <= RN_WINO_DW_THREAD_FLOATS, "a unit's sums fit the thread scratch winograd.h promises");
+** product is a GEMM reducing over tiles: M_e (Ci x Co) = V_e^T DY_e. So:
+**   1. every tile's V (of x) and DY (of dy) are written, pair-interleaved
+**      along the tiles for the vdpbf16ps "tn" micro-kernel, into a shared
+**      buffer, in blocks of the channels a unit reads:
+**      vp[e][c/RB][p][c%RB][t%2] for tile pair p = t/2 (an odd last tile
+**      is paired with zeros), dp[e][c/CB][p][c%CB][t%2] for dy, so that
+**      a unit streams through contiguous memory (with whole rows of 2Ci
+**      values between pairs, every pair's row fell in the same few cache
+**      sets and the GEMM ran at a quarter of its speed);
+**   2. units of (block of RB input channels, block of 64 output channels)
+**      sum M over all tile pairs, in chunks of PCH pairs so that their
+**      slices stay in cache, into a per-thread buffer, then add G^T M G
+**      to the nine taps of dw. Each dw element is summed by one unit in a
+**      fixed order: dw does not depend on the thread count. */
+#define RB 48   /* input channels of a weight-gradient unit (a multiple of every tile's rows) */
+#define CB 64   /* output channels of a weight-gradient unit: the widest tile */
+#define PCH 256 /* tile pairs of a chunk */
+_Static_assert(16 * RB * CB == RN_WINO_DW_THREAD_FLOATS, "a unit's sums fill the thread scratch winograd.h promises");
+
+/* Tile pairs of the weight gradient of s. */
+static long long tile_pairs(const rn_conv_shape *s) {
+    return ((long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) + 1) / 2;
+}
 
 /* g = A dY A^T (the 16 elements, row-major) for the 16 channels [c0,
 ** c0+16) (m: those that exist) of tile t of dy: (N, OH, OW, C), gradients
@@ -438,10 +425,9 @@ static inline __attribute__((always_inline)) RN_TBF void grad16(const float *dy,
 }
 
 /* Writes tile pair p's V (of x, Ci channels) and DY (of dy, Co channels),
-** pair-interleaved, into slot q of vp and dp, buffers of np pairs per
-** element and channel block (step 1 above). */
-static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const float *dy, long long p, long long q,
-                                  long long np, uint16_t *vp, uint16_t *dp) {
+** pair-interleaved, into vp and dp (step 1 above); np pairs in all. */
+static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const float *dy, long long p, long long np,
+                                  uint16_t *vp, uint16_t *dp) {
     const int ci = s->ci, co = s->co, th = (s->oh + 1) / 2, tw = (s->ow + 1) / 2;
     const long long t0 = 2 * p;
     const int two = t0 + 1 < (long long)s->n * th * tw; /* else the odd last tile, paired with zeros */
@@ -459,7 +445,7 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
             patch16(row[1], colok[1], x0[1], ci, c0, m, x, b);
         const int nrb = (ci + RB - 1) / RB, blk = c0 / RB, off = c0 % RB; /* RB is a multiple of 16 */
         for (int e = 0; e < 16; e++)
-            _mm512_mask_storeu_epi32(vp + (((size_t)e * nrb + blk) * np + q) * 2 * RB + 2 * off, m,
+            _mm512_mask_storeu_epi32(vp + (((size_t)e * nrb + blk) * np + p) * 2 * RB + 2 * off, m,
                                      pairs16(a[e], b[e]));
     }
     for (int c0 = 0; c0 < co; c0 += 16) {
@@ -469,24 +455,24 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
             grad16(dy, s->oh, s->ow, co, t0 + 1, c0, m, b);
         const int ncb = (co + CB - 1) / CB, blk = c0 / CB, off = c0 % CB;
         for (int e = 0; e < 16; e++)
-            _mm512_mask_storeu_epi32(dp + (((size_t)e * ncb + blk) * np + q) * 2 * CB + 2 * off, m,
+            _mm512_mask_storeu_epi32(dp + (((size_t)e * ncb + blk) * np + p) * 2 * CB + 2 * off, m,
                                      pairs16(a[e], b[e]));
     }
 }
 
-/* dw[taps][ci][c0, c0+w) += G^T M G for input channel ci, whose sums M
-** are at mr (element e of column j at mr + e*es + j).
-** G^T = | 1 1/2  1/2 0 |
-**       | 0 1/2 -1/2 0 |
-**       | 0 1/2  1/2 1 |. */
-static RN_TBF void weight_output(const rn_conv_shape *s, const float *mr, size_t es, int ci, int c0, int w, float *dw) {
+/* dw[taps][ci][c0, c0+w) += G^T M G for row r of a unit's sums mb
+** (16 x RB x CB: element e of row r at mb + (e*RB + r)*CB), which belongs
+** to input channel ci. G^T = | 1 1/2  1/2 0 |
+**                            | 0 1/2 -1/2 0 |
+**                            | 0 1/2  1/2 1 |. */
+static RN_TBF void weight_output(const rn_conv_shape *s, const float *mb, int r, int ci, int c0, int w, float *dw) {
     const __m512 h = _mm512_set1_ps(0.5f);
     const size_t plane = (size_t)s->ci * s->co;
     for (int v = 0; v < w; v += 16) {
         const __mmask16 m = w - v >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - v)) - 1);
         __m512 a[16], t[3][4];
         for (int e = 0; e < 16; e++)
-            a[e] = _mm512_maskz_loadu_ps(m, mr + e * es + v);
+            a[e] = _mm512_maskz_loadu_ps(m, mb + ((size_t)e * RB + r) * CB + v);
         for (int k = 0; k < 4; k++) { /* G^T M */
             const __m512 p = _mm512_add_ps(a[4 + k], a[8 + k]);
             t[0][k] = _mm512_fmadd_ps(h, p, a[k]);
@@ -505,80 +491,28 @@ static RN_TBF void weight_output(const rn_conv_shape *s, const float *mr, size_t
     }
 }
 
-/* M (+)= V^T DY over the mp tile pairs from slot q0 of vp and dp (np
-** slots each), for input channels [ci0, ci0+rows) (one RB block) and
-** output channels [c0, c0+w) (one CB block): element e of (ci0 + r, c0 + j)
-** at mo + e*es + r*ldm + j, added to. */
-static void gemm_block(const rn_conv_shape *s, const rn_dispatch *d, const uint16_t *vp, const uint16_t *dp,
-                       long long np, long long q0, int mp, int ci0, int rows, int c0, int w, float *mo, size_t es,
-                       int ldm) {
+/* One unit of step 2: input channels [ci0, ci0+rows), output channels
+** [c0, c0+w); M summed in mb (RN_WINO_DW_THREAD_FLOATS floats). */
+static void weight_unit(const rn_conv_shape *s, const rn_dispatch *d, const uint16_t *vp, const uint16_t *dp,
+                        long long np, int ci0, int rows, int c0, int w, float *mb, float *dw) {
     const int vl = d->vl, nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
     const int nrb = (s->ci + RB - 1) / RB, ncb = (s->co + CB - 1) / CB;
     const ptrdiff_t zero = 0;
-    for (int e = 0; e < 16; e++) {
-        const uint16_t *a = vp + (((size_t)e * nrb + ci0 / RB) * np + q0) * 2 * RB;
-        const uint16_t *b = dp + (((size_t)e * ncb + c0 / CB) * np + q0) * 2 * CB;
-        for (int r = 0, t; r < rows; r += t) {
-            const int tiles = (rows - r + rk - 1) / rk; /* equal micro-tiles, as conv.c's tile_rows */
-            t = (rows - r + tiles - 1) / tiles;
-            d->tnb[nv][t](1, &zero, mp, a + 2 * r, 2 * RB, b, 2 * CB, mo + e * es + (size_t)r * ldm, ldm, nlast);
+    memset(mb, 0, (size_t)RN_WINO_DW_THREAD_FLOATS * sizeof(float));
+    for (long long pc = 0; pc < np; pc += PCH) {
+        const int mp = (int)(np - pc < PCH ? np - pc : PCH);
+        for (int e = 0; e < 16; e++) {
+            const uint16_t *a = vp + (((size_t)e * nrb + ci0 / RB) * np + pc) * 2 * RB;
+            const uint16_t *b = dp + (((size_t)e * ncb + c0 / CB) * np + pc) * 2 * CB;
+            for (int r = 0, t; r < rows; r += t) {
+                const int tiles = (rows - r + rk - 1) / rk; /* equal micro-tiles, as conv.c's tile_rows */
+                t = (rows - r + tiles - 1) / tiles;
+                d->tnb[nv][t](1, &zero, mp, a + 2 * r, 2 * RB, b, 2 * CB, mb + ((size_t)e * RB + r) * CB, CB, nlast);
+            }
         }
     }
-}
-
-/* One unit of the shared-tiles form: input channels [ci0, ci0+rows),
-** output channels [c0, c0+w); M summed in mb (16 x RB x CB floats) over
-** every tile pair, PCH at a time. */
-static void weight_unit(const rn_conv_shape *s, const rn_dispatch *d, const uint16_t *vp, const uint16_t *dp,
-                        long long np, int ci0, int rows, int c0, int w, float *mb, float *dw) {
-    memset(mb, 0, (size_t)16 * RB * CB * sizeof(float));
-    for (long long pc = 0; pc < np; pc += PCH)
-        gemm_block(s, d, vp, dp, np, pc, (int)(np - pc < PCH ? np - pc : PCH), ci0, rows, c0, w, mb, (size_t)RB * CB,
-                   CB);
     for (int r = 0; r < rows; r++)
-        weight_output(s, mb + (size_t)r * CB, (size_t)RB * CB, ci0 + r, c0, w, dw);
-}
-
-/* The grouped form, for many tiles and few channels: the tile pairs are cut
-** into WINO_GROUPS fixed groups; a thread takes a group, transforms it a
-** chunk at a time into its own buffer (which stays in L2) and sums the
-** group's M into the group's partial; then the partials are added in group
-** order and transformed into dw. The groups do not depend on the thread
-** count, nor does dw. part: WINO_GROUPS x 16 x Ci x Co floats. */
-static void weight_grouped(const rn_conv_shape *s, const rn_dispatch *d, const float *x, const float *dy, float *dw,
-                           float *part, float *tbuf) {
-    const long long np = tile_pairs(s);
-    const int ci = s->ci, co = s->co, ncb = (co + CB - 1) / CB, nrb = (ci + RB - 1) / RB, cp = chunk_pairs(s);
-    const size_t es = (size_t)ci * co;
-    uint16_t *vp = (uint16_t *)tbuf, *dp = vp + (size_t)16 * cp * 2 * RB * nrb;
-#pragma omp for schedule(dynamic, 1)
-    for (int g = 0; g < WINO_GROUPS; g++) {
-        float *mg = part + (size_t)g * 16 * es;
-        memset(mg, 0, 16 * es * sizeof(float));
-        const long long p0 = np * g / WINO_GROUPS, p1 = np * (g + 1) / WINO_GROUPS;
-        for (long long pc = p0; pc < p1; pc += cp) {
-            const int mp = (int)(p1 - pc < cp ? p1 - pc : cp);
-            for (int q = 0; q < mp; q++)
-                pair_transform(s, x, dy, pc + q, q, cp, vp, dp);
-            for (int u = 0; u < nrb * ncb; u++) {
-                const int ci0 = u / ncb * RB, c0 = u % ncb * CB;
-                gemm_block(s, d, vp, dp, cp, 0, mp, ci0, imin(RB, ci - ci0), c0, imin(CB, co - c0),
-                           mg + (size_t)ci0 * co + c0, es, co);
-            }
-        }
-    }
-#pragma omp for schedule(static)
-    for (int k = 0; k < ci; k++) {
-        float *m0 = part + (size_t)k * co;
-        for (int g = 1; g < WINO_GROUPS; g++)
-            for (int e = 0; e < 16; e++) {
-                const float *mg = part + ((size_t)g * 16 + e) * es + (size_t)k * co;
-                for (int j = 0; j < co; j++)
-                    m0[e * es + j] += mg[j];
-            }
-        for (int c0 = 0; c0 < co; c0 += CB)
-            weight_output(s, m0 + c0, es, k, c0, imin(CB, co - c0), dw);
-    }
+        weight_output(s, mb, r, ci0 + r, c0, w, dw);
 }
 
 /* dw += the weight gradient of s by Winograd (above), inside a parallel
@@ -587,15 +521,11 @@ static void weight_grouped(const rn_conv_shape *s, const rn_dispatch *d, const f
 ** x: (N,H,W,Ci)  dy: (N,OH,OW,Co)  dw: (3,3,Ci,Co) */
 void rn_wino_weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const float *x, const float *dy, float *dw,
                          float *sh, float *tbuf) {
-    if (rn_wino_dw_grouped(s)) {
-        weight_grouped(s, d, x, dy, dw, sh, tbuf);
-        return;
-    }
     const long long np = tile_pairs(s);
     uint16_t *vp = (uint16_t *)sh, *dp = vp + (size_t)16 * np * 2 * RB * ((s->ci + RB - 1) / RB);
 #pragma omp for schedule(static)
     for (long long p = 0; p < np; p++)
-        pair_transform(s, x, dy, p, p, np, vp, dp);
+        pair_transform(s, x, dy, p, np, vp, dp);
     const int ncb = (s->co + CB - 1) / CB, nrb = (s->ci + RB - 1) / RB;
 #pragma omp for schedule(dynamic, 1)
     for (int u = 0; u < nrb * ncb; u++) {

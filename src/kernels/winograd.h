@@ -31,16 +31,15 @@ size_t rn_wino_thread_floats(int c);
 ** (flip = 0) or backward-data (flip = 1); inside a parallel region, every
 ** thread calling; ends with a barrier. */
 void rn_wino_pack(const float *w, int wci, int wco, int flip, uint16_t *u);
-/* Floats of the Winograd weight gradient's shared buffer, and whether it
-** takes the grouped form (many tiles, few channels) rather than the
-** shared-tiles one (winograd.c). */
+/* Whether the weight gradient of s runs by Winograd, and the floats of its
+** shared buffer. */
+int rn_wino_dw_applies(const rn_conv_shape *s, const rn_dispatch *d);
 size_t rn_wino_dw_floats(const rn_conv_shape *s);
-int rn_wino_dw_grouped(const rn_conv_shape *s);
 /* dw += the weight gradient of s by Winograd, inside a parallel region,
 ** every thread calling with its own scratch tbuf (RN_WINO_DW_THREAD_FLOATS)
 ** and the shared buffer sh; ends with a barrier.
 ** x: (N,H,W,Ci)  dy: (N,OH,OW,Co)  dw: (3,3,Ci,Co) */
-#define RN_WINO_DW_THREAD_FLOATS (192 * 1024)
+#define RN_WINO_DW_THREAD_FLOATS (16 * 48 * 64)
 void rn_wino_weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const float *x, const float *dy, float *dw,
                          float *sh, float *tbuf);
 /* Runs job j inside a parallel region, every thread calling, with its own
