@@ -90,8 +90,11 @@ size_t rn_wino_thread_floats(int c) { return v_floats(c) + (size_t)16 * unit_til
 /* Whether the weight gradient of s runs by Winograd: as rn_wino_applies,
 ** and at most WINO_DW_TILES_PER_CHANNEL tiles per input channel, which
 ** keeps its shared buffer (rn_wino_dw_floats) where the re-reads of step 2
-** are cheap: one layer timed both ways, 128 channels at 16x16 and batch
-** 32 (16 tiles per channel) lose 20%, 1-8 tiles per channel win 20-170%. */
+** are cheap. One layer timed both ways (build/bench_winograd, batch 32):
+** 512 channels at 4x4 (1/4 tile per channel) 2.1-2.3x, 256 at 8x8 (2)
+** 1.0-1.2x; 128 at 16x16 (16) lost 20%, and a form for many tiles that
+** summed groups of tiles in L2 (tried and removed) lost 10-20% at 64
+** channels and 32x32 and tied at 128 and 16x16. */
 int rn_wino_dw_applies(const rn_conv_shape *s, const rn_dispatch *d) {
     return rn_wino_applies(s, d) &&
            (long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) <= (long long)WINO_DW_TILES_PER_CHANNEL * s->ci;
