@@ -261,6 +261,20 @@ static inline __attribute__((always_inline)) RN_TBF void patch16(const float *ro
     }
 }
 
+/* Prefetches columns [x, x+cnt) (those inside the source, of width w) of
+** the four source rows of a tile (NULL rows skipped), all c channels: the
+** next tile's, whose loads otherwise stall the transform (rows a whole
+** image row apart defeat the hardware prefetcher; stage 1 of resnet18 ran
+** 1.2-1.3x faster than direct without this, 1.45-1.5x with it). */
+static inline __attribute__((always_inline)) void prefetch_columns(const float *row[4], int x, int cnt, int c, int w) {
+    if (x < 0 || x + cnt > w)
+        return;
+    for (int i = 0; i < 4; i++)
+        if (row[i])
+            for (int b = 0; b < cnt * c; b += 16)
+                _mm_prefetch((const char *)(row[i] + (size_t)x * c + b), _MM_HINT_T0);
+}
+
 /* Transforms the input patches of tiles [t0, t0+nt) into V, bf16:
 ** V[e][t - t0][c] = (B^T d B)[e] for channel c (row stride c of the tile
 ** block, element stride nb*c). Taps outside the source read zero. */
@@ -272,6 +286,7 @@ static RN_TBF void input_transform(const rn_wino_job *j, long long t0, int nt, i
         int colok[4];
         const int x0 = tile_taps(j->src, j->h, j->w, c, th, tw, j->pad, t0 + t, row, colok);
         uint16_t *out = v + (size_t)t * c;
+        prefetch_columns(row, x0 + 4, 2, c, j->w); /* the next tile's two new columns */
         for (int c0 = 0; c0 < c; c0 += 16) {
             const __mmask16 m = c - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - c0)) - 1);
             __m512 q[16];
@@ -438,6 +453,7 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
     int colok[2][4], x0[2];
     for (int i = 0; i < 1 + two; i++)
         x0[i] = tile_taps(x, s->h, s->w, ci, th, tw, s->pad, t0 + i, row[i], colok[i]);
+    prefetch_columns(row[0], x0[0] + 4, 4, ci, s->w); /* the next pair's four new columns */
     __m512 a[16], b[16];
     for (int e = 0; e < 16; e++)
         b[e] = _mm512_setzero_ps();
