@@ -47,11 +47,14 @@ typedef struct {
 /* The options of one benchmark run, after checking. */
 typedef struct {
     int n, h, w, train, steps, warmup, threads, json;
-    int bf16;          /* --dtype bf16 or bf16-direct */
     rn_precision prec; /* --dtype */
     long seed;
     double peak; /* GFLOP/s to compare with; 0 = measure it */
 } bench_cfg;
+
+/* Whether c multiplies in bf16 (--dtype bf16 or bf16-direct): the peak is
+** then the bf16 dot product's. */
+static int cfg_bf16(const bench_cfg *c) { return c->prec != RN_PREC_FP32; }
 
 /* Seconds on the monotonic clock, for timing steps. */
 static double now_s(void) {
@@ -313,7 +316,7 @@ static void report_text(const rn_model *m, const bench_cfg *c, const bench_times
     printf("  GFLOP/s    %.1f (%.3f GFLOP/step: 2 x %.0f MACs/image%s)\n", f.gflops, f.flops * 1e-9, f.macs,
            c->train ? " x 3 for training" : "");
     if (c->peak > 0)
-        printf("  peak       %.1f GFLOP/s %s (%s): %.1f%% of it\n", c->peak, c->bf16 ? "bf16" : "fp32", isa,
+        printf("  peak       %.1f GFLOP/s %s (%s): %.1f%% of it\n", c->peak, cfg_bf16(c) ? "bf16" : "fp32", isa,
                100.0 * f.frac);
     printf("  peak RSS   %.1f MiB\n", f.rss);
     if (c->train) printf("  loss       %.5f (last step)\n", t->loss);
@@ -475,7 +478,7 @@ static int check_args(const bench_args *b, bench_cfg *c) {
     if (check_modes(b)) return -1;
     rn_precision prec;
     if (rn_session_dtype("bench", b->dtype, &prec)) return -1;
-    c->prec = prec, c->bf16 = prec != RN_PREC_FP32;
+    c->prec = prec;
     c->n = (int)n, c->steps = (int)steps, c->warmup = (int)warmup, c->threads = (int)threads;
     c->train = !b->mode || !strcmp(b->mode, "train");
     c->json = b->json, c->peak = peak;
@@ -527,8 +530,8 @@ static int run_model(const bench_args *b, bench_cfg *c) {
         return rn_model_free(m), 2;
     }
     int width = 0;
-    if (c->peak < 0) c->peak = measure_peak(c->threads, 3, c->bf16, &width);
-    else width = c->bf16 ? PEAK_BF16 : simd_width();
+    if (c->peak < 0) c->peak = measure_peak(c->threads, 3, cfg_bf16(c), &width);
+    else width = cfg_bf16(c) ? PEAK_BF16 : simd_width();
     const char *isa = isa_name(width);
     bench_times t;
     int rc = bench_model(m, c, &t);
@@ -554,6 +557,6 @@ int rn_cmd_bench(int argc, char **argv) {
     }
     if (check_args(&b, &c)) return 2;
     omp_set_num_threads(c.threads);
-    if (b.peak) return run_peak(c.threads, c.json, c.bf16);
+    if (b.peak) return run_peak(c.threads, c.json, cfg_bf16(&c));
     return b.loader ? run_loader(&b, &c) : run_model(&b, &c);
 }

@@ -182,28 +182,29 @@ static inline __attribute__((always_inline)) void bwd_apply_mode(const int mode,
     }
 }
 
+/* bwd_apply_mode for mk's mask mode, `set` a constant. */
+static inline __attribute__((always_inline)) void bwd_apply_masked(const int set, size_t r0, size_t r1, int c,
+                                                                   const float *x, const bn_mask *mk,
+                                                                   const float *mean, const float *coef,
+                                                                   const float *dy, float *dx) {
+    if (mk->y)
+        bwd_apply_mode(1, set, r0, r1, c, x, mk, mean, coef, dy, dx);
+    else if (mk->shift)
+        bwd_apply_mode(2, set, r0, r1, c, x, mk, mean, coef, dy, dx);
+    else
+        bwd_apply_mode(0, set, r0, r1, c, x, mk, mean, coef, dy, dx);
+}
+
 /* Backward apply of rows [r0, r1), g = dy masked by the fused ReLU (mk):
 ** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
 ** c2 = k*invstd*mean(g*xhat); `set` overwrites dx instead of adding.
 ** x, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
 static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const float *x, const bn_mask *mk, const float *mean,
                                      const float *coef, const float *dy, int set, float *dx) {
-    const int mode = mk->y ? 1 : mk->shift ? 2 : 0;
-    if (set) {
-        if (mode == 1)
-            bwd_apply_mode(1, 1, r0, r1, c, x, mk, mean, coef, dy, dx);
-        else if (mode == 2)
-            bwd_apply_mode(2, 1, r0, r1, c, x, mk, mean, coef, dy, dx);
-        else
-            bwd_apply_mode(0, 1, r0, r1, c, x, mk, mean, coef, dy, dx);
-    } else {
-        if (mode == 1)
-            bwd_apply_mode(1, 0, r0, r1, c, x, mk, mean, coef, dy, dx);
-        else if (mode == 2)
-            bwd_apply_mode(2, 0, r0, r1, c, x, mk, mean, coef, dy, dx);
-        else
-            bwd_apply_mode(0, 0, r0, r1, c, x, mk, mean, coef, dy, dx);
-    }
+    if (set)
+        bwd_apply_masked(1, r0, r1, c, x, mk, mean, coef, dy, dx);
+    else
+        bwd_apply_masked(0, r0, r1, c, x, mk, mean, coef, dy, dx);
 }
 
 /* Turns this rank's forward moments into the global batch's, for

@@ -114,16 +114,6 @@ static size_t pad16(size_t n) { return (n + 15) & ~(size_t)15; }
 static int imin(int a, int b) { return a < b ? a : b; }
 static int imax(int a, int b) { return a > b ? a : b; }
 
-/* Rows of the next micro-tile when `left` rows remain and a tile holds at
-** most maxr: the rest is cut into equal tiles (28 rows at 12 a tile are
-** 10+9+9, not 12+12+4), since a tile of few rows has too few accumulators
-** to hide the multiply-add latency. Each output is still summed by one
-** call in the same order, so the results do not change. */
-static inline int tile_rows(int left, int maxr) {
-    const int tiles = (left + maxr - 1) / maxr;
-    return (left + tiles - 1) / tiles;
-}
-
 /* Number of weights K*K*Ci*Co. */
 static size_t weight_count(const rn_conv_shape *s) { return (size_t)s->k * s->k * s->ci * s->co; }
 
@@ -392,7 +382,7 @@ static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long l
             const int w = imin(p->tw, c1 - c), nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl;
             const int rw = d->nn_rows[nv];
             for (int r = 0, t; r < rows; r += t)
-                t = tile_rows(rows - r, rw), nn_call(g, d, nv, t, 1, &zero_off, kl, a, r * lda, lda, (size_t)k0, c,
+                t = rn_tile_rows(rows - r, rw), nn_call(g, d, nv, t, 1, &zero_off, kl, a, r * lda, lda, (size_t)k0, c,
                         cbase + (size_t)r * cd + c, nlast, bias ? bias + c : NULL, acc);
         }
     }
@@ -455,7 +445,7 @@ static void run_band(const gjob *g, const gplan *p, const rn_dispatch *d, long l
             float *crow =
                 p->contig ? g->dst + (((size_t)n * g->gh + i) * g->gw) * cd : cbuf + (size_t)(i - i0) * g->gw * cd;
             for (int j = 0, t; j < g->gw; j += t)
-                t = tile_rows(g->gw - j, rw), nn_call(g, d, nv, t, g->nu, soff, kd, abuf, arow + j * lda, lda, 0, c,
+                t = rn_tile_rows(g->gw - j, rw), nn_call(g, d, nv, t, g->nu, soff, kd, abuf, arow + j * lda, lda, 0, c,
                         crow + (size_t)j * cd + c, nlast, bias ? bias + c : NULL, acc);
         }
     }
@@ -768,7 +758,7 @@ static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, con
             const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
             for (int kk = k, t; kk < e; kk += t) {
                 float *cp = dw + (size_t)kk * co + c;
-                t = tile_rows(e - kk, rk);
+                t = rn_tile_rows(e - kk, rk);
                 if (p->bf)
                     d->tnb[nv][t](i1 - i0, soff, mp, ab + 2 * (kk - k), 2 * rl, dp + 2 * c, 2 * co, cp, co, nlast);
                 else
@@ -816,7 +806,7 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
                     const int nlast = w - (nv - 1) * vl, rk = d->tn_rows[nv];
                     for (int kk = kq, t; kk < kend; kk += t) {
                         float *cp = dw + (size_t)kk * co + c;
-                        t = tile_rows(kend - kk, rk);
+                        t = rn_tile_rows(kend - kk, rk);
                         if (p->bf)
                             d->tnb[nv][t](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl, dyp + 2 * c,
                                           2 * co, cp, co, nlast);

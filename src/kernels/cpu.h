@@ -100,6 +100,16 @@ void rn_gemm_fill_bf16(rn_dispatch *d);
 void rn_bf16_convert(uint16_t *d, const float *s, int n);
 void rn_bf16_interleave(uint16_t *out, const float *r0, const float *r1, int n);
 
+/* Rows of the next micro-tile when `left` rows remain and a tile holds at
+** most maxr: the rest is cut into equal tiles (28 rows at 12 a tile are
+** 10+9+9, not 12+12+4), since a tile of few rows has too few accumulators
+** to hide the multiply-add latency. Each output is still summed by one
+** call in the same order, so the results do not change. */
+static inline int rn_tile_rows(int left, int maxr) {
+    const int tiles = (left + maxr - 1) / maxr;
+    return (left + tiles - 1) / tiles;
+}
+
 /* Whether this process's kernels can run bf16 convolutions (AVX512_BF16,
 ** not lowered by RN_CPU). */
 int rn_cpu_has_bf16(void);

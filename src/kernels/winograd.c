@@ -56,8 +56,18 @@
 #define WINO_MIN_CHANNELS 64
 /* Most tiles per input channel of a Winograd weight gradient (rn_wino_dw_applies). */
 #define WINO_DW_TILES_PER_CHANNEL 8
+/* The weight gradient's units (below): input channels (a multiple of every
+** micro-tile's rows), output channels (the widest tile), tile pairs of a
+** chunk. */
+#define RB 48
+#define CB 64
+#define PCH 256
 
 static int imin(int a, int b) { return a < b ? a : b; }
+
+/* 2x2 output tiles of a batch of n outputs of oh x ow (partial tiles at
+** odd sizes count whole). */
+static long long tile_count(int n, int oh, int ow) { return (long long)n * ((oh + 1) / 2) * ((ow + 1) / 2); }
 
 /* Whether shape s runs as Winograd on dispatch d: asked for, bf16
 ** available, a 3x3 stride-1 kernel, whole channel pairs on both sides (the
@@ -68,7 +78,7 @@ static int imin(int a, int b) { return a < b ? a : b; }
 int rn_wino_applies(const rn_conv_shape *s, const rn_dispatch *d) {
     return s->winograd && s->bf16 && d->bf16 && s->k == 3 && s->stride == 1 && s->pad <= 2 && s->ci % 2 == 0 &&
            s->co % 2 == 0 && s->ci >= WINO_MIN_CHANNELS && s->co >= WINO_MIN_CHANNELS &&
-           (long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) >= WINO_MIN_TILES;
+           tile_count(s->n, s->oh, s->ow) >= WINO_MIN_TILES;
 }
 
 /* Tiles per unit for a reduction over c channels: V (16 x tiles x c bf16)
@@ -96,22 +106,29 @@ size_t rn_wino_thread_floats(int c) { return v_floats(c) + (size_t)16 * unit_til
 ** summed groups of tiles in L2 (tried and removed) lost 10-20% at 64
 ** channels and 32x32 and tied at 128 and 16x16. */
 int rn_wino_dw_applies(const rn_conv_shape *s, const rn_dispatch *d) {
-    return rn_wino_applies(s, d) &&
-           (long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) <= (long long)WINO_DW_TILES_PER_CHANNEL * s->ci;
+    return rn_wino_applies(s, d) && tile_count(s->n, s->oh, s->ow) <= (long long)WINO_DW_TILES_PER_CHANNEL * s->ci;
 }
+
+/* Tile pairs of the weight gradient of s. */
+static long long tile_pairs(const rn_conv_shape *s) { return (tile_count(s->n, s->oh, s->ow) + 1) / 2; }
 
 /* Floats of the weight gradient's shared buffer: V and DY of every tile
 ** pair, 16 x pairs x 2 x (Ci + Co) bf16, each side's channels rounded up to
-** whole blocks (48 and 64: rn_wino_weight_grad's RB and CB). */
+** whole blocks of RB and CB. */
 size_t rn_wino_dw_floats(const rn_conv_shape *s) {
-    const size_t np = ((size_t)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) + 1) / 2;
-    return (16 * np * ((s->ci + 47) / 48 * 48 + (s->co + 63) / 64 * 64) + 15) & ~(size_t)15;
+    const size_t cpad = (size_t)(s->ci + RB - 1) / RB * RB + (size_t)(s->co + CB - 1) / CB * CB;
+    return (16 * (size_t)tile_pairs(s) * cpad + 15) & ~(size_t)15;
 }
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 
 #define RN_TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
+
+/* The mask of the lanes [i, i+16) below n: all 16, or the last few. */
+static inline __mmask16 lanes(int n, int i) {
+    return n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+}
 
 /* Two 16-float vectors rounded to bf16 and interleaved: a[0], b[0], a[1],
 ** b[1], ... (32 bf16: one pair-interleaved row of 16 columns). */
@@ -146,7 +163,7 @@ static RN_TBF void pack_forward(const float *w, int ci, int co, uint16_t *u) {
 #pragma omp for schedule(static)
     for (int blk = 0; blk < ci / 2 * nj; blk++) {
         const int k = blk / nj * 2, j0 = blk % nj * 16;
-        const __mmask16 m = co - j0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (co - j0)) - 1);
+        const __mmask16 m = lanes(co, j0);
         __m512 g[9], u0[16], u1[16];
         for (int a = 0; a < 9; a++)
             g[a] = _mm512_maskz_loadu_ps(m, w + ((size_t)a * ci + k) * co + j0);
@@ -186,15 +203,15 @@ static RN_TBF void pack_turned(const float *w, int wci, int wco, uint16_t *u) {
 #pragma omp for schedule(static)
     for (int blk = 0; blk < nj * nk; blk++) {
         const int j0 = blk / nk * 16, k0 = blk % nk * 16, left = ci - k0; /* ci is even */
-        const int npr = left >= 16 ? 8 : left / 2, nj0 = imin(16, co - j0);
-        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-        const __mmask16 mj = (__mmask16)(0xFFFFu >> (16 - nj0));
+        const int npr = left >= 16 ? 8 : left / 2;
+        const __mmask16 m = lanes(ci, k0);
+        const __mmask16 mj = lanes(co, j0);
         __m256i h[16][16]; /* [e][j - j0]: the 8 pairs of column j */
         for (int jj = 0; jj < 16; jj++) {
             __m512 g[9], t[16];
             for (int a = 0; a < 9; a++)
-                g[a] = jj < nj0 ? _mm512_maskz_loadu_ps(m, w + ((size_t)(8 - a) * wci + j0 + jj) * wco + k0)
-                                : _mm512_setzero_ps();
+                g[a] = j0 + jj < co ? _mm512_maskz_loadu_ps(m, w + ((size_t)(8 - a) * wci + j0 + jj) * wco + k0)
+                                    : _mm512_setzero_ps();
             weights_tile(g, t);
             for (int e = 0; e < 16; e++)
                 h[e][jj] = (__m256i)_mm512_cvtneps_pbh(t[e]);
@@ -288,7 +305,7 @@ static RN_TBF void input_transform(const rn_wino_job *j, long long t0, int nt, i
         uint16_t *out = v + (size_t)t * c;
         prefetch_columns(row, x0 + 4, 2, c, j->w); /* the next tile's two new columns */
         for (int c0 = 0; c0 < c; c0 += 16) {
-            const __mmask16 m = c - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - c0)) - 1);
+            const __mmask16 m = lanes(c, c0);
             __m512 q[16];
             patch16(row, colok, x0, c, c0, m, j->src, q);
             for (int e = 0; e < 16; e++) { /* a masked store only for the last, partial vector */
@@ -317,7 +334,7 @@ static RN_TBF void output_transform(const rn_wino_job *j, long long t0, int nt, 
         float *dst = j->dst + (((size_t)n * j->oh + 2 * ty) * j->ow + 2 * tx) * co + c0;
         const float *src = mb + (size_t)t * 64;
         for (int v = 0; v < w; v += 16) {
-            const __mmask16 m = w - v >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - v)) - 1);
+            const __mmask16 m = lanes(w, v);
             __m512 a[4][4];
             for (int e = 0; e < 16; e++)
                 a[e / 4][e % 4] = _mm512_maskz_loadu_ps(m, src + e * es + v);
@@ -355,8 +372,7 @@ static void run_unit(const rn_wino_job *j, const rn_dispatch *d, long long t0, i
             const uint16_t *a = v + (size_t)e * nb * c, *b = j->u + (size_t)e * c * co + 2 * (size_t)cb;
             float *m = mb + (size_t)e * nb * 64;
             for (int r = 0, t; r < nt; r += t) {
-                const int tiles = (nt - r + rw - 1) / rw; /* equal micro-tiles, as conv.c's tile_rows */
-                t = (nt - r + tiles - 1) / tiles;
+                t = rn_tile_rows(nt - r, rw);
                 d->nnb[nv][t](1, &zero, c / 2, a + (size_t)r * c, c, b, 2 * (ptrdiff_t)co, m + (size_t)r * 64, 64,
                               nlast, NULL, 0);
             }
@@ -368,7 +384,7 @@ static void run_unit(const rn_wino_job *j, const rn_dispatch *d, long long t0, i
 /* Runs job j inside a parallel region: every thread takes units. The
 ** thread's buffers are at tbuf (rn_wino_thread_floats(j->c) floats). */
 void rn_wino_run(const rn_wino_job *j, const rn_dispatch *d, float *tbuf) {
-    const long long tiles = (long long)j->n * ((j->oh + 1) / 2) * ((j->ow + 1) / 2);
+    const long long tiles = tile_count(j->n, j->oh, j->ow);
     const int nb = unit_tiles(j->c), tw = d->nvmax * d->vl, ncot = (j->co + tw - 1) / tw;
     const long long nblk = (tiles + nb - 1) / nb;
     const int nt = omp_get_num_threads();
@@ -406,15 +422,7 @@ void rn_wino_run(const rn_wino_job *j, const rn_dispatch *d, float *tbuf) {
 **      slices stay in cache, into a per-thread buffer, then add G^T M G
 **      to the nine taps of dw. Each dw element is summed by one unit in a
 **      fixed order: dw does not depend on the thread count. */
-#define RB 48   /* input channels of a weight-gradient unit (a multiple of every tile's rows) */
-#define CB 64   /* output channels of a weight-gradient unit: the widest tile */
-#define PCH 256 /* tile pairs of a chunk */
 _Static_assert(16 * RB * CB == RN_WINO_DW_THREAD_FLOATS, "a unit's sums fill the thread scratch winograd.h promises");
-
-/* Tile pairs of the weight gradient of s. */
-static long long tile_pairs(const rn_conv_shape *s) {
-    return ((long long)s->n * ((s->oh + 1) / 2) * ((s->ow + 1) / 2) + 1) / 2;
-}
 
 /* g = A dY A^T (the 16 elements, row-major) for the 16 channels [c0,
 ** c0+16) (m: those that exist) of tile t of dy: (N, OH, OW, C), gradients
@@ -458,7 +466,7 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
     for (int e = 0; e < 16; e++)
         b[e] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < ci; c0 += 16) {
-        const __mmask16 m = ci - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (ci - c0)) - 1);
+        const __mmask16 m = lanes(ci, c0);
         patch16(row[0], colok[0], x0[0], ci, c0, m, x, a);
         if (two)
             patch16(row[1], colok[1], x0[1], ci, c0, m, x, b);
@@ -468,7 +476,7 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
                                      pairs16(a[e], b[e]));
     }
     for (int c0 = 0; c0 < co; c0 += 16) {
-        const __mmask16 m = co - c0 >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (co - c0)) - 1);
+        const __mmask16 m = lanes(co, c0);
         grad16(dy, s->oh, s->ow, co, t0, c0, m, a);
         if (two)
             grad16(dy, s->oh, s->ow, co, t0 + 1, c0, m, b);
@@ -488,7 +496,7 @@ static RN_TBF void weight_output(const rn_conv_shape *s, const float *mb, int r,
     const __m512 h = _mm512_set1_ps(0.5f);
     const size_t plane = (size_t)s->ci * s->co;
     for (int v = 0; v < w; v += 16) {
-        const __mmask16 m = w - v >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (w - v)) - 1);
+        const __mmask16 m = lanes(w, v);
         __m512 a[16], t[3][4];
         for (int e = 0; e < 16; e++)
             a[e] = _mm512_maskz_loadu_ps(m, mb + ((size_t)e * RB + r) * CB + v);
@@ -524,8 +532,7 @@ static void weight_unit(const rn_conv_shape *s, const rn_dispatch *d, const uint
             const uint16_t *a = vp + (((size_t)e * nrb + ci0 / RB) * np + pc) * 2 * RB;
             const uint16_t *b = dp + (((size_t)e * ncb + c0 / CB) * np + pc) * 2 * CB;
             for (int r = 0, t; r < rows; r += t) {
-                const int tiles = (rows - r + rk - 1) / rk; /* equal micro-tiles, as conv.c's tile_rows */
-                t = (rows - r + tiles - 1) / tiles;
+                t = rn_tile_rows(rows - r, rk);
                 d->tnb[nv][t](1, &zero, mp, a + 2 * r, 2 * RB, b, 2 * CB, mb + ((size_t)e * RB + r) * CB, CB, nlast);
             }
         }
