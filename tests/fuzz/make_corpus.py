@@ -18,6 +18,9 @@ import sys
 
 from PIL import Image
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import st  # noqa: E402  (tests/st.py: the safetensors encoding the tests share)
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
 
@@ -29,31 +32,11 @@ def put(target, name, data):
         f.write(data)
 
 
-def st_bytes(tensors, meta=None):
-    """A safetensors file from (name, dtype, shape, raw bytes) tuples."""
-    header, blobs, off = {}, [], 0
-    for name, dt, shape, raw in tensors:
-        header[name] = {"dtype": dt, "shape": shape, "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    if meta:
-        header["__metadata__"] = meta
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    return struct.pack("<Q", len(h)) + h + b"".join(blobs)
-
-
-def st_split(data):
-    """(header dict, data section) of a safetensors file."""
-    n = struct.unpack("<Q", data[:8])[0]
-    return json.loads(data[8:8 + n]), data[8 + n:]
-
-
 def safetensors(build):
     """Plain tensor files, then tiny models with and without metadata."""
-    put("safetensors", "plain", st_bytes([("a", "F32", [2, 3], bytes(24)), ("b", "I64", [], bytes(8)),
+    put("safetensors", "plain", st.pack([("a", "F32", [2, 3], bytes(24)), ("b", "I64", [], bytes(8)),
                                           ("c", "U8", [0], b"")], {"k": "v"}))
-    put("safetensors", "dtypes", st_bytes([(n, n, [2], bytes(2 * s)) for n, s in
+    put("safetensors", "dtypes", st.pack([(n, n, [2], bytes(2 * s)) for n, s in
                                            (("F64", 8), ("F16", 2), ("BF16", 2), ("I32", 4), ("I16", 2),
                                             ("I8", 1), ("BOOL", 1))]))
     tmp = os.path.join(ROOT, "tmp.safetensors")
@@ -67,7 +50,7 @@ def safetensors(build):
         with open(tmp, "rb") as f:
             data = f.read()
         put("safetensors", "model-" + name, data)
-        header, blob = st_split(data)
+        header, blob = st.split(data)
         header.pop("__metadata__", None)  # a torchvision-style state_dict: architecture inferred
         put("safetensors", "state-dict-" + name, struct.pack("<Q", len(json.dumps(header))) +
             json.dumps(header).encode() + blob)
