@@ -1474,6 +1474,10 @@ int main(void) {
         {3, 7, 5, 17, 33, 3, 2, 1},   {1, 7, 5, 1, 16, 3, 1, 1},    {3, 16, 16, 32, 64, 3, 2, 1},
         {2, 8, 8, 256, 512, 1, 1, 0}, {1, 5, 5, 2, 2, 1, 1, 0},     {2, 28, 28, 16, 16, 3, 1, 1},
         {2, 14, 14, 32, 32, 3, 1, 1}, {1, 9, 30, 24, 16, 3, 1, 1},
+        /* dy packed in shared blocks (conv.c weight_blocks): two blocks of
+        ** 1536 and 145 pixels; then a block per 256-pixel tile (Co > 2048),
+        ** three of them; both end on an odd pixel */
+        {1, 41, 41, 96, 300, 1, 1, 0}, {1, 9, 61, 64, 2050, 1, 1, 0},
     };
     printf("bf16 convolutions: %s\n", rn_cpu_has_bf16() ? "AVX512_BF16" : "not available, fp32 fallback checked");
     test_bf16_convert(&t, &r);

@@ -76,6 +76,8 @@
 #define MAX_SEG 32     /* most tap rows of a row-mode unit */
 #define MQ 24          /* pixel tiles and dw row blocks are multiples of every kernel's row count */
 #define SMALL_DW 8192  /* dw of at most this many floats is summed in per-thread partials */
+/* bf16 values in each of the two shared buffers of packed dy (weight_blocks) */
+#define DW_BLOCK 524288
 
 /* One gather GEMM (see the top of the file). Destination pixel (n, i, j) of
 ** the grid reads, for tap (u, v), the source pixel
@@ -175,12 +177,29 @@ static size_t thread_floats(const rn_conv_shape *s) {
     return f;
 }
 
+/* bf16 values of each of weight_blocks' two buffers of packed dy: a block
+** of whole weight-gradient tiles (at least one). */
+static size_t dw_block_values(const rn_conv_shape *s) {
+    const size_t tile = (size_t)MW_MAX * s->co;
+    return tile > DW_BLOCK ? tile : DW_BLOCK;
+}
+
+/* Whether the weight gradient of s is a bf16 one whose rows are split
+** between the threads (weight_blocks packs its dy in shared scratch). */
+static int dw_blocks(const rn_conv_shape *s, const rn_dispatch *d) {
+    return s->bf16 && d->bf16 && !small_dw(s) && !rn_wino_dw_applies(s, d);
+}
+
 /* Floats of the scratch shared by a pass's threads: the packed or
 ** Winograd-transformed weights (16 x Ci x Co bf16, 8 floats per 9 weights,
-** fit the weights' room), then a Winograd weight gradient's tiles. */
+** fit the weights' room), then a Winograd weight gradient's tiles or
+** weight_blocks' packed dy. */
 static size_t shared_floats(const rn_conv_shape *s) {
+    const rn_dispatch *d = rn_cpu_dispatch();
     const size_t w = pad16(weight_count(s));
-    return rn_wino_dw_applies(s, rn_cpu_dispatch()) ? w + rn_wino_dw_floats(s) : w;
+    if (rn_wino_dw_applies(s, d))
+        return w + rn_wino_dw_floats(s);
+    return dw_blocks(s, d) ? w + pad16(dw_block_values(s)) : w;
 }
 
 /* Floats of scratch the forward and backward passes need when run by up to
@@ -772,10 +791,11 @@ static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, con
 ** patch (x) outer dy, for the pairs [pa, pb) of p. Each dw element is
 ** summed in the same order whatever the pairs, so how the pairs are split
 ** between threads does not change the result. bf16 (p->bf): each tile of
-** patches and of dy is packed pixel-pair-interleaved into ap and dyp.
+** patches and of dy is packed pixel-pair-interleaved into ap and dyp, or
+** (packed) dyp already holds the packed dy of pixels [ma, mb).
 ** dy: (M, Co)  dw: (kdim, Co) */
 static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy, float *dw, long long ma,
-                         long long mb, int pa, int pb, float *abuf, uint16_t *ap, uint16_t *dyp) {
+                         long long mb, int pa, int pb, float *abuf, uint16_t *ap, uint16_t *dyp, int packed) {
     if (pa >= pb)
         return;
     const int vl = d->vl, co = p->co;
@@ -784,7 +804,8 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
     for (long long m0 = ma; m0 < mb; m0 += p->mw) {
         const int rows = (int)(mb - m0 < p->mw ? mb - m0 : p->mw);
         const float *dyt = dy + (size_t)m0 * co;
-        if (p->bf)
+        const uint16_t *dyb = packed ? dyp + (size_t)(m0 - ma) * co : dyp;
+        if (p->bf && !packed)
             pack_pairs(dyt, co, rows, co, dyp);
         for (int k0 = ka; k0 < kb; k0 += p->kcw) {
             const int kl = imin(p->kcw, kb - k0);
@@ -808,7 +829,7 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
                         float *cp = dw + (size_t)kk * co + c;
                         t = rn_tile_rows(kend - kk, rk);
                         if (p->bf)
-                            d->tnb[nv][t](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl, dyp + 2 * c,
+                            d->tnb[nv][t](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl, dyb + 2 * c,
                                           2 * co, cp, co, nlast);
                         else
                             d->tn[nv][t](1, &zero_off, rows, a + (kk - k0), lda, dyt + c, co, cp, co, nlast);
@@ -819,6 +840,33 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
     }
 }
 
+/* weight_pairs over all pixels for a bf16 dw whose pairs are split between
+** the threads, each of which needs every pixel's dy: rather than each
+** packing all of dy (reading it once per thread; it was a third of the
+** bytes read by resnet50's first-stage 1x1 weight gradients, and over half
+** for 64 -> 256), the threads pack each block of tiles' dy once, together,
+** into one of the two shared buffers (one barrier per block: a thread packs
+** block b+1 into the other buffer while the rest may still read block b),
+** then each sums its pairs over the block's tiles. The tiles and their
+** order are those of weight_pairs alone, so the result is the same.
+** dy: (M, Co)  dw: (kdim, Co)  shared: 2 x dw_block_values(s) bf16 */
+static void weight_blocks(const rn_conv_shape *s, const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy,
+                          float *dw, int pa, int pb, float *abuf, uint16_t *ap, uint16_t *shared) {
+    const int nt = omp_get_num_threads(), tid = omp_get_thread_num(), co = p->co;
+    const size_t vals = dw_block_values(s);
+    const long long bp = imax(1, (int)(vals / ((size_t)p->mw * co))) * (long long)p->mw;
+    for (long long b0 = 0, k = 0; b0 < p->units; b0 += bp, k++) {
+        const long long b1 = b0 + bp < p->units ? b0 + bp : p->units, pairs = (b1 - b0 + 1) / 2;
+        const long long q0 = pairs * tid / nt, q1 = pairs * (tid + 1) / nt;
+        uint16_t *buf = shared + (size_t)(k & 1) * vals;
+        if (q1 > q0)
+            pack_pairs(dy + (size_t)(b0 + 2 * q0) * co, co, (int)(2 * q1 < b1 - b0 ? 2 * (q1 - q0) : b1 - b0 - 2 * q0),
+                       co, buf + (size_t)2 * q0 * co);
+#pragma omp barrier
+        weight_pairs(p, d, g, dy, dw, b0, b1, pa, pb, abuf, ap, buf, 1);
+    }
+}
+
 /* dw += x (*) dy, called by every thread of a parallel region. Large dw:
 ** the pairs are split between the threads, each summing all pixels (the
 ** result does not depend on the thread count). Small dw: the pixels are
@@ -826,7 +874,7 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
 ** partials are added in thread order (the same result for the same thread
 ** count). Ends with a barrier only in the small case. */
 static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob *g, const float *dy, float *dw,
-                        float *abuf, float *part, float *tbase) {
+                        float *abuf, float *part, float *tbase, uint16_t *shared) {
     const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
     const wplan p = make_wplan(s, d);
     const int whole = !small_dw(s);
@@ -848,8 +896,10 @@ static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob
         if (pa < pb)
             for (long long b = ua; b < ub; b++)
                 weight_band(&p, d, g, dy, out, b, pa, pb, abuf, ap, dyp);
+    } else if (p.bf && whole) {
+        weight_blocks(s, &p, d, g, dy, out, pa, pb, abuf, ap, shared);
     } else {
-        weight_pairs(&p, d, g, dy, out, ua, ub, pa, pb, abuf, ap, dyp);
+        weight_pairs(&p, d, g, dy, out, ua, ub, pa, pb, abuf, ap, dyp, 0);
     }
     if (whole)
         return;
@@ -908,7 +958,7 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
         if (dw && rn_wino_dw_applies(s, d))
             rn_wino_weight_grad(s, d, x, dy, dw, ws + pad16(weight_count(s)), abuf);
         else if (dw)
-            weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase);
+            weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase, (uint16_t *)(ws + pad16(weight_count(s))));
         if (dx && rn_wino_applies(s, d)) {
             const rn_wino_job j = {dy, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,
                                    NULL, acc};
