@@ -1170,7 +1170,7 @@ static void *bn_rank_run(void *arg) {
     omp_set_num_threads(1);
     if (!r->bwd)
         rn_bn_forward_train_sync(r->m, r->c, r->x, r->g, r->be, 1e-5f, 0.1f, r->rm, r->rv, r->mean, r->is, r->y, 0,
-                                 &sync, NULL);
+                                 &sync, NULL, NULL);
     else
         rn_bn_backward_sync(r->m, r->c, r->x, NULL, r->g, r->mean, r->is, r->dy, r->dx, r->dg, r->db, RN_FUSE_SET,
                             &sync, NULL);
@@ -1297,7 +1297,7 @@ static void test_bn_fused(tally *t, rng *r, int n, int h, int w, int c, float of
         float *kd = falloc(c), *ks = falloc(c), *yk = falloc(nx), *mk = falloc(c), *ik = falloc(c);
         float *rmk = fdup(rm, c), *rvk = fdup(rv, c);
         const rn_bn_relu_mask keep = {kd, ks, be};
-        rn_bn_forward_train_sync(m, c, x, g, be, eps, mom, rmk, rvk, mk, ik, yk, RN_FUSE_RELU, NULL, &keep);
+        rn_bn_forward_train_sync(m, c, x, g, be, eps, mom, rmk, rvk, mk, ik, yk, RN_FUSE_RELU, NULL, &keep, NULL);
         int same = !memcmp(yk, yf, nx * sizeof(float));
         for (int set = 0; set < 2; set++) {
             float *d1 = fdup(dx0, nx), *d2 = fdup(dx0, nx), *g1 = fdup(dg0, c), *g2 = fdup(dg0, c);
@@ -1311,6 +1311,30 @@ static void test_bn_fused(tally *t, rng *r, int n, int h, int w, int c, float of
         }
         report_bool(t, same, "fused relu+bn bwd with the mask recomputed from x equals reading y, bit for bit %s", tag);
         free(kd), free(ks), free(yk), free(mk), free(ik), free(rmk), free(rvk);
+    }
+    /* the residual sum in the apply pass (a block's last BN, its ADD and
+    ** ReLU): bit for bit the BN forward, then rn_add_forward or
+    ** rn_add_relu_forward, with the same batch statistics */
+    for (int relu = 0; relu < 2; relu++) {
+        float *skip = falloc(nx), *y1 = falloc(nx), *y2 = falloc(nx), *m1 = falloc(c), *m2 = falloc(c);
+        float *i1 = falloc(c), *i2 = falloc(c), *rm1 = fdup(rm, c), *rv1 = fdup(rv, c), *rm2 = fdup(rm, c);
+        float *rv2 = fdup(rv, c);
+        fill(r, skip, nx, -2, 2);
+        rn_bn_forward_train_sync(m, c, x, g, be, eps, mom, rm1, rv1, m1, i1, y1, 0, NULL, NULL, NULL);
+        if (relu) rn_add_relu_forward(nx, y1, skip, y1);
+        else rn_add_forward(nx, y1, skip, y1);
+        rn_bn_forward_train_sync(m, c, x, g, be, eps, mom, rm2, rv2, m2, i2, y2, relu ? RN_FUSE_RELU : 0, NULL, NULL,
+                                 skip);
+        size_t zeros = 0;
+        for (size_t k = 0; k < nx; k++) zeros += y2[k] == 0.0f;
+        report_bool(t,
+                    !memcmp(y1, y2, nx * sizeof(float)) && !memcmp(m1, m2, c * sizeof(float)) &&
+                        !memcmp(i1, i2, c * sizeof(float)) && !memcmp(rm1, rm2, c * sizeof(float)) &&
+                        !memcmp(rv1, rv2, c * sizeof(float)) && (relu ? zeros > 0 || nx < 16 : zeros == 0),
+                    "bn fwd + residual add%s in one pass equals bn then add, bit for bit %s", relu ? " + relu" : "",
+                    tag);
+        free(skip), free(y1), free(y2), free(m1), free(m2), free(i1), free(i2), free(rm1), free(rv1), free(rm2);
+        free(rv2);
     }
     /* BN backward alone, overwriting */
     memset(dxz, 0, nx * sizeof(float));

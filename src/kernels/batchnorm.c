@@ -2,6 +2,8 @@
 ** Fast batch normalization over (M,C) activations, M = N*H*W rows of C
 ** contiguous channels, with the fusions the model runner uses:
 **   - forward + ReLU (RN_FUSE_RELU): y = max(bn(x), 0) in the apply pass;
+**   - forward + residual add (+ ReLU): y = bn(x) + add (max(..., 0)) in the
+**     apply pass, a ResNet block's last BN, sum and ReLU in one pass;
 **   - ReLU backward + BN backward (RN_FUSE_RELU): dy is masked by y > 0
 **     (y the ReLU's output) as it is read, in both passes; given the
 **     forward's dmu and scale (rn_bn_relu_mask), the mask is recomputed
@@ -146,24 +148,40 @@ static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float 
         bwd_moments_mode(0, r0, r1, c, x, mk, mean, dy, s1, s2);
 }
 
-/* Apply pass of rows [r0, r1): y = (x - sub) * scale + beta, then max(y, 0)
-** when relu. Serves both the training forward (sub = the batch mean, taken
-** as shift + dmu so that it does not cancel) and the eval forward. y may be x.
-** x, y: (M,C)  sub, scale, beta: (C) */
-static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const float *x, const float *shift, const float *dmu,
-                                 const float *scale, const float *beta, int relu, float *y) {
+/* apply_rows for one form (constants): plus add (a row of it) when sum,
+** then max(v, 0) when relu: the arithmetic of rn_add_relu_forward on bn's
+** output, so fusing changes no bit. */
+static inline __attribute__((always_inline)) void apply_form(const int sum, const int relu, size_t r0, size_t r1, int c,
+                                                             const float *x, const float *shift, const float *dmu,
+                                                             const float *scale, const float *beta, const float *add,
+                                                             float *y) {
     for (size_t i = r0; i < r1; i++) {
-        const float *xr = x + i * (size_t)c;
+        const float *xr = x + i * (size_t)c, *ar = sum ? add + i * (size_t)c : NULL;
         float *yr = y + i * (size_t)c;
-        if (relu) {
-            for (int ch = 0; ch < c; ch++) {
-                float v = bn_out(xr[ch], shift[ch], dmu[ch], scale[ch], beta[ch]);
-                yr[ch] = v > 0.0f ? v : 0.0f;
-            }
-        } else {
-            for (int ch = 0; ch < c; ch++) yr[ch] = bn_out(xr[ch], shift[ch], dmu[ch], scale[ch], beta[ch]);
+        for (int ch = 0; ch < c; ch++) {
+            float v = bn_out(xr[ch], shift[ch], dmu[ch], scale[ch], beta[ch]);
+            if (sum)
+                v = v + ar[ch];
+            yr[ch] = relu ? (v > 0.0f ? v : 0.0f) : v;
         }
     }
+}
+
+/* Apply pass of rows [r0, r1): y = (x - sub) * scale + beta, plus add when
+** not NULL (a residual), then max(y, 0) when relu. Serves both the training
+** forward (sub = the batch mean, taken as shift + dmu so that it does not
+** cancel) and the eval forward. y may be x.
+** x, add, y: (M,C)  sub, scale, beta: (C) */
+static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const float *x, const float *shift, const float *dmu,
+                                 const float *scale, const float *beta, const float *add, int relu, float *y) {
+    if (add && relu)
+        apply_form(1, 1, r0, r1, c, x, shift, dmu, scale, beta, add, y);
+    else if (add)
+        apply_form(1, 0, r0, r1, c, x, shift, dmu, scale, beta, add, y);
+    else if (relu)
+        apply_form(0, 1, r0, r1, c, x, shift, dmu, scale, beta, NULL, y);
+    else
+        apply_form(0, 0, r0, r1, c, x, shift, dmu, scale, beta, NULL, y);
 }
 
 /* bwd_apply_rows for one mask mode and `set` (constants). */
@@ -242,7 +260,8 @@ static double sync_fwd_moments(const rn_bn_sync *s, int c, size_t m, const float
 ** x, y: (M,C)  gamma, beta, mean, invstd, running_*: (C) */
 void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
                               float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
-                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep) {
+                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
+                              const float *add) {
     if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c];   /* sum(x - shift), then sum((x - shift)^2) */
     float coef[2 * (size_t)c], zero[c]; /* mean - shift, then gamma * invstd */
@@ -284,7 +303,7 @@ void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamm
         /* implicit barrier: coef is complete. The first row (shift) is read
         ** by every thread, so with y == x it must not be overwritten before
         ** all threads are done: y never aliases x in training. */
-        apply_rows(r0, r1, c, x, shift, coef, coef + c, beta, flags & RN_FUSE_RELU, y);
+        apply_rows(r0, r1, c, x, shift, coef, coef + c, beta, add, flags & RN_FUSE_RELU, y);
     }
 }
 
@@ -293,7 +312,7 @@ void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma,
                             float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
                             float *y, int flags) {
     rn_bn_forward_train_sync(m, c, x, gamma, beta, eps, momentum, running_mean, running_var, mean, invstd, y, flags,
-                             NULL, NULL);
+                             NULL, NULL, NULL);
 }
 
 /* The unfused training forward (see kernels.h). */
@@ -317,7 +336,7 @@ void rn_bn_forward_eval_ex(size_t m, int c, const float *x, const float *gamma, 
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        apply_rows(share_begin(m, tid, nt), share_begin(m, tid + 1, nt), c, x, running_mean, zero, scale, beta,
+        apply_rows(share_begin(m, tid, nt), share_begin(m, tid + 1, nt), c, x, running_mean, zero, scale, beta, NULL,
                    flags & RN_FUSE_RELU, y);
     }
 }

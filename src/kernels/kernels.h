@@ -150,9 +150,14 @@ typedef struct {
     float *dmu, *scale;
     const float *beta;
 } rn_bn_relu_mask;
+/* add, when not NULL, is a residual summed into the output before the
+** ReLU: y = bn(x) + add (max(..., 0) with RN_FUSE_RELU), a residual block's
+** last BN, its sum and its ReLU in one pass (then keep must be NULL: the
+** mask depends on add). add, y: (M,C), y not add */
 void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
                               float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
-                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep);
+                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
+                              const float *add);
 void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
                          const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags,
                          const rn_bn_sync *sync, const rn_bn_relu_mask *kept);

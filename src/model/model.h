@@ -40,6 +40,8 @@ typedef struct {
     int h_in, w_in, h_out, w_out;
     /* how the layer runs in the planned arena (rn_model_plan, run.c): */
     int fuse_relu;      /* BN, ADD: also applies the ReLU reading it, in the same pass */
+    int fuse_add;       /* BN in a training plan: the ADD reading it alone, whose sum (and ReLU) it
+                           computes in its apply pass (that ADD's forward is skipped); else -1 */
     int skip;           /* RN_SKIP_FWD: its forward is done by a neighbour; RN_SKIP_BWD: its backward too */
     int fold;           /* CONV in an eval plan: index of the BN folded into it, else -1 */
     unsigned char gmode[2]; /* backward: what it does to the gradient of src, src2 (RN_G_*) */

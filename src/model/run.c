@@ -153,12 +153,18 @@ static int can_overwrite(const planner *p, int s) {
 ** before it when that conv feeds nothing else and its weights are no more
 ** floats than its output (folding reads and writes the weights once per
 ** forward, the BN pass reads and writes the activation). A ReLU whose
-** input is a BN or ADD read by nothing else runs inside that layer. */
+** input is a BN or ADD read by nothing else runs inside that layer. In
+** training, a residual ADD whose later operand (a projection shortcut's BN
+** comes after the branch's last one) is a BN read by nothing else runs
+** inside that BN's apply pass, ReLU included, reading the other operand:
+** the BN writes the block's output in place of its own, which is then
+** neither written nor read again. The ADD's backward is unchanged (the
+** BN's backward needs x, not its output). */
 static void plan_fusion(planner *p) {
     rn_model *m = p->m;
     for (int i = 0; i < p->L; i++) {
         rn_layer *l = &m->layers[i];
-        l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->gmode[0] = l->gmode[1] = RN_G_ACC;
+        l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->fuse_add = -1, l->gmode[0] = l->gmode[1] = RN_G_ACC;
     }
     for (int i = 0; i < p->L; i++) {
         rn_layer *l = &m->layers[i];
@@ -174,7 +180,21 @@ static void plan_fusion(planner *p) {
             in->fuse_relu = 1;
             l->skip = RN_SKIP_FWD | RN_SKIP_BWD;
         }
+        const int late = l->kind == RN_L_ADD && l->src2 > s ? l->src2 : s;
+        rn_layer *bn = &m->layers[late];
+        if (p->train && l->kind == RN_L_ADD && l->src2 != s && l->src2 >= 0 && bn->kind == RN_L_BN &&
+            !bn->fuse_relu && p->nread[late] == 1) {
+            bn->fuse_add = i;
+            l->skip = RN_SKIP_FWD;
+        }
     }
+}
+
+/* The operand of BN i's fused ADD (l->fuse_add) that is not i: the
+** residual its apply pass adds (computed before it, never the image). */
+static int add_operand(const rn_model *m, const rn_layer *l, int i) {
+    const rn_layer *a = &m->layers[l->fuse_add];
+    return a->src == i ? a->src2 : a->src;
 }
 
 /* Gives every activation a slot: its own, or its input's for a layer that
@@ -183,7 +203,8 @@ static void plan_activations(planner *p) {
     for (int i = 0; i < p->L; i++) {
         const rn_layer *l = &p->m->layers[i];
         int s = l->src, at = -1;
-        if (l->skip & RN_SKIP_FWD) at = s; /* fused ReLU or folded BN: its input's layer writes its output */
+        if ((l->skip & RN_SKIP_FWD) && l->kind == RN_L_ADD) at = l->src2 > s ? l->src2 : s; /* the BN it runs in */
+        else if (l->skip & RN_SKIP_FWD) at = s; /* fused ReLU or folded BN: its input's layer writes its output */
         else if (l->kind == RN_L_RELU && can_overwrite(p, s)) at = s;
         else if (l->kind == RN_L_BN && !p->train && can_overwrite(p, s)) at = s;
         else if (l->kind == RN_L_ADD && s != l->src2)
@@ -269,6 +290,7 @@ static void plan_lifetimes(planner *p) {
         touch(p, p->aslot[i], i);
         if (l->src >= 0) touch(p, p->aslot[l->src], i);
         if (l->kind == RN_L_ADD && l->src2 >= 0) touch(p, p->aslot[l->src2], i);
+        if (l->fuse_add >= 0) touch(p, p->aslot[add_operand(m, l, i)], i);
     }
     touch(p, p->aslot[L - 1], L);
     if (!p->train) return;
@@ -555,6 +577,12 @@ static const rn_bn_sync *bn_sync(const rn_model *m) {
     return m->hooks && m->hooks->bn.sum ? &m->hooks->bn : NULL;
 }
 
+/* ADD a's forward on cnt values: y = a + b, and its fused ReLU. */
+static void add_forward(const rn_layer *a, size_t cnt, const float *x, const float *b, float *y) {
+    if (a->fuse_relu) rn_add_relu_forward(cnt, x, b, y);
+    else rn_add_forward(cnt, x, b, y);
+}
+
 /* Runs layer l forward on a batch of n (nothing for a layer fused into
 ** its input's). */
 static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int train) {
@@ -569,20 +597,22 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     case RN_L_BN:
         if (train) {
             const rn_bn_relu_mask keep = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
+            const rn_layer *a = l->fuse_add >= 0 ? &m->layers[l->fuse_add] : NULL; /* y is then a's output */
+            const float *add = a ? m->act[add_operand(m, l, i)] : NULL;
             rn_bn_forward_train_sync(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
                                      m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
-                                     m->bn_invstd + l->stat, y, relu, bn_sync(m), relu ? &keep : NULL);
+                                     m->bn_invstd + l->stat, a ? m->act[l->fuse_add] : y,
+                                     a ? (a->fuse_relu ? RN_FUSE_RELU : 0) : relu, bn_sync(m), relu ? &keep : NULL, add);
             m->nbt[l->bn]++;
         } else {
             rn_bn_forward_eval_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
                                   m->buffers + l->rvar, y, relu);
+            if (l->fuse_add >= 0) /* an eval pass on a training plan: the fused ADD's own pass, then */
+                add_forward(&m->layers[l->fuse_add], rows * l->c_out, y, m->act[add_operand(m, l, i)], y);
         }
         break;
     case RN_L_RELU: rn_relu_forward(rows * l->c_out, x, y); break;
-    case RN_L_ADD:
-        if (relu) rn_add_relu_forward(rows * l->c_out, x, m->act[l->src2], y);
-        else rn_add_forward(rows * l->c_out, x, m->act[l->src2], y);
-        break;
+    case RN_L_ADD: add_forward(l, rows * l->c_out, x, m->act[l->src2], y); break;
     case RN_L_MAXPOOL: rn_maxpool_forward(&s, x, y); break;
     case RN_L_PADSKIP: rn_padskip_forward(&s, l->pad, x, y); break;
     case RN_L_GAP: rn_gap_forward(n, l->h_in * l->w_in, l->c_in, x, y); break;
