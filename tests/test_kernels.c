@@ -341,6 +341,36 @@ static float *bf16_round(const float *p, size_t n) {
     return q;
 }
 
+/* The backward of bf16 shape s given dy in bf16 (RN_BF16_GRAD, uint16_t)
+** equals, bit for bit, the direct backward (no Winograd) given those
+** values widened to fp32 (dx, dw, db); and where rn_conv_takes_bf16_grad,
+** the backward given the unrounded dy (the passes round it the same way):
+** what the planner's bf16 gradients rely on. Elsewhere (Co odd: an fp32
+** backward-data; Winograd, which gives way) the widened form is the
+** definition. */
+static void test_conv_bf16_grad(tally *t, const rn_conv_shape *s, const float *x, const float *wt, const float *dy,
+                                const char *tag) {
+    const size_t nx = (size_t)s->n * s->h * s->w * s->ci, ny = (size_t)s->n * s->oh * s->ow * s->co;
+    const size_t nw = (size_t)s->k * s->k * s->ci * s->co, all = nx + nw + s->co;
+    uint16_t *dyh = malloc(ny * sizeof(uint16_t));
+    float *dyw = falloc(ny), *g[3], *ws = falloc(rn_conv_workspace(s, 0));
+    for (size_t i = 0; i < ny; i++) dyh[i] = rn_bf16_from_f32(dy[i]), dyw[i] = rn_bf16_to_f32(dyh[i]);
+    const void *src[3] = {dyh, dyw, dy};
+    rn_conv_shape direct = *s;
+    direct.winograd = 0;
+    for (int k = 0; k < 3; k++) {
+        g[k] = falloc(all);
+        memset(g[k] + nx, 0, (nw + s->co) * sizeof(float));
+        rn_conv_backward_ex(k == 1 ? &direct : s, x, wt, src[k], g[k], g[k] + nx, g[k] + nx + nw, ws,
+                            RN_FUSE_SET | (k == 0 ? RN_BF16_GRAD : 0));
+    }
+    const int takes = rn_conv_takes_bf16_grad(s);
+    const int widened = !memcmp(g[0], g[1], all * sizeof(float)), exact = !memcmp(g[1], g[2], (nx + nw) * 4);
+    report_bool(t, widened && (!takes || exact), "conv bf16 backward from a bf16 dy equals it from fp32%s %s",
+                takes ? " (exact)" : " (widened)", tag);
+    free(dyh), free(dyw), free(ws), free(g[0]), free(g[1]), free(g[2]);
+}
+
 /* The vector conversions (vcvtneps2bf16, cpu.h) against the scalar
 ** rn_bf16_from_f32 that the tests' references use, bit for bit, on the
 ** special cases (ties to even, denormals, NaN, infinities, overflow) and
@@ -363,16 +393,21 @@ static void test_bf16_convert(tally *t, rng *r) {
     report_bool(t, ok, "bf16 scalar rounding: ties to even, denormals to zero, NaN quiet, overflow to inf");
     if (!rn_cpu_has_bf16()) return;
     fill(r, w2, (size_t)n, -1, 1);
-    uint16_t a[16 * 5 + 7], b[2 * (16 * 5 + 7)];
-    int same = 1;
+    uint16_t a[16 * 5 + 7], a2[16 * 5 + 7], b[2 * (16 * 5 + 7)], b16[2 * (16 * 5 + 7) + 2];
+    int same = 1, same16 = 1;
     for (int len = 1; len <= n; len += 7) {
         rn_bf16_convert(a, v, len);
+        rn_bf16_convert(a2, w2, len);
         rn_bf16_interleave(b, v, len % 2 ? w2 : NULL, len);
+        b16[2 * len] = b16[2 * len + 1] = 0x5555; /* must stay: the masked tail writes nothing past 2*len */
+        rn_bf16_interleave16(b16, a, len % 2 ? a2 : NULL, len);
         for (int i = 0; i < len; i++)
             same &= a[i] == rn_bf16_from_f32(v[i]) && b[2 * i] == a[i] &&
                     b[2 * i + 1] == (len % 2 ? rn_bf16_from_f32(w2[i]) : 0);
+        same16 &= !memcmp(b16, b, 4 * (size_t)len) && b16[2 * len] == 0x5555 && b16[2 * len + 1] == 0x5555;
     }
     report_bool(t, same, "bf16 vector conversion and interleave equal the scalar rounding bit for bit");
+    report_bool(t, same16, "bf16 interleave of bf16 rows equals the interleave of their fp32 rows");
 }
 
 /* bf16 fast conv (rn_conv_shape.bf16 set) against the reference run on the
@@ -444,6 +479,7 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
                     "conv with bf16 asked but unavailable (%s kernels) equals fp32 %s", rn_cpu_dispatch()->name, tag);
         free(f), free(ws);
     }
+    if (on) test_conv_bf16_grad(t, &sb, x, wt, dy, tag);
     free(x), free(wt), free(b), free(dy), free(g0), free(out[0]), free(out[1]), free(xb), free(wb), free(dyb);
     free(yr), free(yf), free(gr), free(gf);
 }
@@ -639,6 +675,8 @@ static void test_conv_winograd(tally *t, rng *r, int n, int h, int w, int ci, in
     const double ew = fmax(fmax(rel_err(y[1], yf, ny), rel_err(dxs[1], dxf, nx)), rel_err(dw[1], dwf, nw));
     const double ed = fmax(fmax(rel_err(yd, yf, ny), rel_err(dxd, dxf, nx)), rel_err(dwd, dwf, nw));
     report(t, ew, fmin(2e-2, 4 * ed), "winograd y, dx, dw vs fp32 within 4x direct bf16's %.1e %s", ed, tag);
+    report_bool(t, !rn_conv_takes_bf16_grad(&sw), "winograd takes no bf16 dy as exact %s", tag);
+    test_conv_bf16_grad(t, &sw, x, wt, dy, tag); /* a bf16 dy runs the direct passes */
     for (int ti = 0; ti < 2; ti++) free(y[ti]), free(dxa[ti]), free(dxs[ti]), free(dw[ti]);
     free(x), free(wt), free(b), free(dy), free(dx0), free(wf), free(yd), free(dxd), free(dwd), free(ws);
     free(yr), free(dxr), free(dxz), free(yf), free(dxf), free(dwr), free(dwf);
@@ -1310,6 +1348,23 @@ static void test_bn_fused(tally *t, rng *r, int n, int h, int w, int c, float of
             free(d1), free(d2), free(g1), free(g2), free(b1), free(b2);
         }
         report_bool(t, same, "fused relu+bn bwd with the mask recomputed from x equals reading y, bit for bit %s", tag);
+        /* dx written in bf16 (RN_BF16_GRAD): each value rounded from the
+        ** fp32 one, for each mask mode (none, from y, recomputed) */
+        int rounded = 1;
+        uint16_t *h = malloc(nx * sizeof(uint16_t));
+        for (int mode = 0; mode < 3; mode++) {
+            float *d1 = falloc(nx), *g1 = fdup(dg0, c), *b1 = fdup(db0, c), *g2 = fdup(dg0, c), *b2 = fdup(db0, c);
+            const int fl = RN_FUSE_SET | (mode ? RN_FUSE_RELU : 0);
+            const float *yy = mode == 1 ? yk : NULL;
+            const rn_bn_relu_mask *kk = mode == 2 ? &keep : NULL;
+            rn_bn_backward_sync(m, c, x, yy, g, mk, ik, dy, d1, g1, b1, fl, NULL, kk);
+            rn_bn_backward_sync(m, c, x, yy, g, mk, ik, dy, h, g2, b2, fl | RN_BF16_GRAD, NULL, kk);
+            for (size_t k = 0; k < nx; k++) rounded &= h[k] == rn_bf16_from_f32(d1[k]);
+            rounded &= !memcmp(g1, g2, c * sizeof(float)) && !memcmp(b1, b2, c * sizeof(float));
+            free(d1), free(g1), free(b1), free(g2), free(b2);
+        }
+        report_bool(t, rounded, "bn bwd writing dx in bf16 rounds the fp32 dx, bit for bit (3 mask modes) %s", tag);
+        free(h);
         free(kd), free(ks), free(yk), free(mk), free(ik), free(rmk), free(rvk);
     }
     /* the residual sum in the apply pass (a block's last BN, its ADD and

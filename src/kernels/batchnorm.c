@@ -11,6 +11,8 @@
 **     the backward passes stream x, dy (and dx) but not y;
 **   - RN_FUSE_SET: the backward writes dx instead of adding into it, so the
 **     caller need not zero dx when this is its first contribution;
+**   - RN_BF16_GRAD: the backward writes dx rounded to bf16, for the bf16
+**     convolution before the BN, which would round it anyway;
 **   - rn_bn_fold: eval-mode BN folded into the preceding convolution.
 **
 ** Each kernel is two passes at most over memory: the per-channel reductions
@@ -184,18 +186,24 @@ static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const float *x, co
         apply_form(0, 0, r0, r1, c, x, shift, dmu, scale, beta, NULL, y);
 }
 
-/* bwd_apply_rows for one mask mode and `set` (constants). */
+/* bwd_apply_rows for one mask mode and output form (constants): `set`
+** 0 adds into dx, 1 overwrites it, 2 overwrites it in bf16 (dx then
+** holds uint16_t, each value rounded as rn_bf16_from_f32 does). */
 static inline __attribute__((always_inline)) void bwd_apply_mode(const int mode, const int set, size_t r0, size_t r1,
                                                                  int c, const float *x, const bn_mask *mk,
                                                                  const float *mean, const float *coef, const float *dy,
-                                                                 float *dx) {
+                                                                 void *dx) {
     const float *k = coef, *c1 = coef + c, *c2 = coef + 2 * c;
     for (size_t i = r0; i < r1; i++) {
         const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
-        float *dr = dx + i * (size_t)c;
+        float *dr = (float *)dx + i * (size_t)c;
+        uint16_t *hr = (uint16_t *)dx + i * (size_t)c;
         for (int ch = 0; ch < c; ch++) {
             const float v = k[ch] * masked_grad(mode, mk, xr, gr, i, c, ch) - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
-            dr[ch] = set ? v : dr[ch] + v;
+            if (set == 2)
+                hr[ch] = rn_bf16_from_f32(v);
+            else
+                dr[ch] = set ? v : dr[ch] + v;
         }
     }
 }
@@ -204,7 +212,7 @@ static inline __attribute__((always_inline)) void bwd_apply_mode(const int mode,
 static inline __attribute__((always_inline)) void bwd_apply_masked(const int set, size_t r0, size_t r1, int c,
                                                                    const float *x, const bn_mask *mk,
                                                                    const float *mean, const float *coef,
-                                                                   const float *dy, float *dx) {
+                                                                   const float *dy, void *dx) {
     if (mk->y)
         bwd_apply_mode(1, set, r0, r1, c, x, mk, mean, coef, dy, dx);
     else if (mk->shift)
@@ -215,11 +223,14 @@ static inline __attribute__((always_inline)) void bwd_apply_masked(const int set
 
 /* Backward apply of rows [r0, r1), g = dy masked by the fused ReLU (mk):
 ** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
-** c2 = k*invstd*mean(g*xhat); `set` overwrites dx instead of adding.
+** c2 = k*invstd*mean(g*xhat); `set` 1 overwrites dx instead of adding, 2
+** overwrites it in bf16 (bwd_apply_mode).
 ** x, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
 static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const float *x, const bn_mask *mk, const float *mean,
-                                     const float *coef, const float *dy, int set, float *dx) {
-    if (set)
+                                     const float *coef, const float *dy, int set, void *dx) {
+    if (set == 2)
+        bwd_apply_masked(2, r0, r1, c, x, mk, mean, coef, dy, dx);
+    else if (set)
         bwd_apply_masked(1, r0, r1, c, x, mk, mean, coef, dy, dx);
     else
         bwd_apply_masked(0, r0, r1, c, x, mk, mean, coef, dy, dx);
@@ -350,12 +361,13 @@ void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, con
 /* Backward of training-mode batch normalization, optionally through the
 ** ReLU that followed it (g = dy where y > 0, else 0), with xhat = (x-mean)*invstd:
 **   dx (+)= gamma*invstd * (g - sum(g)/M - xhat * sum(g*xhat)/M),
-**   dgamma += sum(g*xhat), dbeta += sum(g).  dx may be NULL.
+**   dgamma += sum(g*xhat), dbeta += sum(g).  dx may be NULL. With
+** RN_BF16_GRAD dx is written (not added to) in bf16, as uint16_t.
 ** With sync, the sums in dx and M run over every rank's rows, while
 ** dgamma and dbeta take this rank's own (see rn_bn_sync).
 ** x, y, dy, dx: (M,C)  gamma, mean, invstd, dgamma, dbeta: (C) */
 void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
-                         const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags,
+                         const float *invstd, const float *dy, void *dx, float *dgamma, float *dbeta, int flags,
                          const rn_bn_sync *sync, const rn_bn_relu_mask *kept) {
     if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c + 1]; /* sum(g), then sum(g * (x - mean)), then rows (sync) */
@@ -394,7 +406,8 @@ void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const 
             coef[2 * c + ch] = (float)(k * invstd[ch] * sx / tot[2 * c]);
         }
         /* implicit barrier: coef is complete */
-        if (dx) bwd_apply_rows(r0, r1, c, x, &mk, mean, coef, dy, flags & RN_FUSE_SET, dx);
+        const int set = (flags & RN_BF16_GRAD) ? 2 : (flags & RN_FUSE_SET) ? 1 : 0;
+        if (dx) bwd_apply_rows(r0, r1, c, x, &mk, mean, coef, dy, set, dx);
     }
 }
 

@@ -48,7 +48,11 @@
 ** of pixels, not of channels: in row mode the padded rows of a band are
 ** written as pixel pairs of windows, in gather mode each tile of patches
 ** is gathered in fp32 as usual and then packed, and dy is packed the same
-** way. The conversions use vcvtneps2bf16, 16 values at a time.
+** way (once per pixel block for all threads, when they split dw's rows:
+** weight_blocks). The conversions use vcvtneps2bf16, 16 values at a time.
+** dy may also come already in bf16 (RN_BF16_GRAD: the model keeps the
+** gradient between a convolution and its BN that way): it is then copied,
+** not rounded, with the same results, and half the bytes read.
 **
 ** Winograd (rn_conv_shape.winograd, with bf16): 3x3 stride-1 shapes large
 ** enough are handed to winograd.c for the forward, backward-data and
@@ -60,6 +64,7 @@
 
 #include <omp.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,9 +97,10 @@ typedef struct {
     int cd;
     float *dst; /* destination (N, DH, DW, Cd) */
     int dh, dw, oy, ox, ds;
-    const float *bias; /* (Cd) or NULL: forward only */
-    int accumulate;    /* dst += instead of dst = */
-    const uint16_t *wmb; /* bf16 job: wm pair-interleaved along its rows, else NULL */
+    const float *bias;    /* (Cd) or NULL: forward only */
+    int accumulate;       /* dst += instead of dst = */
+    const uint16_t *wmb;  /* bf16 job: wm pair-interleaved along its rows, else NULL */
+    const uint16_t *srcb; /* bf16 job whose source is in bf16 (src NULL): copied, not rounded */
 } gjob;
 
 /* How a gather GEMM is cut into units of work. */
@@ -184,22 +190,17 @@ static size_t dw_block_values(const rn_conv_shape *s) {
     return tile > DW_BLOCK ? tile : DW_BLOCK;
 }
 
-/* Whether the weight gradient of s is a bf16 one whose rows are split
-** between the threads (weight_blocks packs its dy in shared scratch). */
-static int dw_blocks(const rn_conv_shape *s, const rn_dispatch *d) {
-    return s->bf16 && d->bf16 && !small_dw(s) && !rn_wino_dw_applies(s, d);
-}
-
 /* Floats of the scratch shared by a pass's threads: the packed or
 ** Winograd-transformed weights (16 x Ci x Co bf16, 8 floats per 9 weights,
-** fit the weights' room), then a Winograd weight gradient's tiles or
-** weight_blocks' packed dy. */
+** fit the weights' room), then room for a Winograd weight gradient's tiles
+** and for weight_blocks' packed dy (a bf16 weight gradient split by rows;
+** also where Winograd would apply, since a bf16 dy runs the direct one). */
 static size_t shared_floats(const rn_conv_shape *s) {
     const rn_dispatch *d = rn_cpu_dispatch();
     const size_t w = pad16(weight_count(s));
-    if (rn_wino_dw_applies(s, d))
-        return w + rn_wino_dw_floats(s);
-    return dw_blocks(s, d) ? w + pad16(dw_block_values(s)) : w;
+    const size_t wino = rn_wino_dw_applies(s, d) ? rn_wino_dw_floats(s) : 0;
+    const size_t blocks = s->bf16 && d->bf16 && !small_dw(s) ? pad16(dw_block_values(s)) : 0;
+    return w + (wino > blocks ? wino : blocks);
 }
 
 /* Floats of scratch the forward and backward passes need when run by up to
@@ -228,7 +229,8 @@ static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
     p.ntm = (p.m + p.mc - 1) / p.mc;
     p.tw = d->nvmax * d->vl;
     p.ncot = (g->cd + p.tw - 1) / p.tw;
-    p.direct = !g->wmb && g->nu * g->nv == 1 && g->dh0 == 0 && g->dw0 == 0 && g->step == 1 && g->gh == g->sh && g->gw == g->sw;
+    p.direct = !g->wmb && !g->srcb && g->nu * g->nv == 1 && g->dh0 == 0 && g->dw0 == 0 && g->step == 1 &&
+               g->gh == g->sh && g->gw == g->sw;
     p.contig = g->ds == 1 && g->oy == 0 && g->ox == 0 && g->gh == g->dh && g->gw == g->dw;
     /* Row mode: one reduction chunk, several taps, rows wide enough for the
     ** micro-tiles (or outputs so narrow that gathering would dominate), and
@@ -293,6 +295,27 @@ static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, 
     }
 }
 
+/* Writes n values of g's source, from element si on, at element o of
+** out: fp32 (widened from a bf16 source), or (bf) bf16, rounded from an
+** fp32 source or copied from a bf16 one (srcb). */
+static inline __attribute__((always_inline)) void put_src(void *out, size_t o, const gjob *g, size_t si, int n,
+                                                          const int bf) {
+    if (g->srcb) {
+        const uint16_t *s = g->srcb + si;
+        if (bf) {
+            uint16_t *d = (uint16_t *)out + o;
+            for (int i = 0; i < n; i++)
+                d[i] = s[i];
+        } else {
+            float *d = (float *)out + o;
+            for (int i = 0; i < n; i++)
+                d[i] = rn_bf16_to_f32(s[i]);
+        }
+    } else {
+        put_copy(out, o, g->src + si, n, bf);
+    }
+}
+
 /* Copies the patch of grid pixel (n, i, j), reduction indices [k0, k1)
 ** (index = (u*nv + v)*Cs + channel), to element o of out (fp32, or bf16
 ** when bf); taps in the padding read zeros. The taps of one row u are
@@ -305,7 +328,7 @@ static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, in
     const int y0 = i * g->step + g->dh0, x0 = j * g->step + g->dw0;
     const int vlo = imin(x0 < 0 ? -x0 : 0, g->nv), vhi = imax(imin(g->nv, g->sw - x0), vlo);
     const int in0 = vlo * cs, in1 = vhi * cs; /* in-bounds part of a row */
-    const float *base = g->src + (size_t)n * g->sh * g->sw * cs;
+    const size_t base = (size_t)n * g->sh * g->sw * cs; /* the sample's first source element */
     for (int u = k0 / rl; u * rl < k1; u++) {
         const int a = imax(k0 - u * rl, 0), b = imin(k1 - u * rl, rl), y = y0 + u * g->ddh;
         const int ca = imax(a, in0), cb = imin(b, in1);
@@ -314,7 +337,7 @@ static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, in
             continue;
         }
         put_zero(out, o, ca - a, bf), o += ca - a;
-        put_copy(out, o, base + ((ptrdiff_t)y * g->sw + x0) * cs + ca, cb - ca, bf), o += cb - ca;
+        put_src(out, o, g, base + (size_t)(((ptrdiff_t)y * g->sw + x0) * cs + ca), cb - ca, bf), o += cb - ca;
         put_zero(out, o, b - cb, bf), o += b - cb;
     }
 }
@@ -422,7 +445,7 @@ static inline __attribute__((always_inline)) void pad_rows_as(const gjob *g, int
             continue;
         }
         put_zero(buf, o, a * cs, bf);
-        put_copy(buf, o + (size_t)a * cs, g->src + (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs, bf);
+        put_src(buf, o + (size_t)a * cs, g, (((size_t)n * g->sh + y) * g->sw + x0 + a) * cs, (b - a) * cs, bf);
         put_zero(buf, o + (size_t)b * cs, (pw - b) * cs, bf);
     }
 }
@@ -493,7 +516,7 @@ static void run_job(const gjob *g, const rn_dispatch *d, float *abuf, float *cbu
 /* The forward job: y = patches of x times w (+ b). */
 static gjob forward_job(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y) {
     gjob g = {x,       s->h, s->w,  s->ci, s->n,  s->oh, s->ow, s->stride, s->k, s->k, -s->pad, 1,
-              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0,         NULL};
+              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0,         NULL, NULL};
     return g;
 }
 
@@ -654,9 +677,9 @@ static void pack_weights_t(const rn_conv_shape *s, const float *w, float *wp, ui
 
 /* The backward-data job of phase (py, px): dx pixels (n, py + S*i, px + S*j)
 ** += (or =, when !acc) patches of dy (taps of that phase) times their
-** packed weights. */
-static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, const uint16_t *wpb, float *dx, int py,
-                      int px, int acc) {
+** packed weights. dy is fp32, or bf16 in dyh (a bf16 pass, wpb set). */
+static gjob phase_job(const rn_conv_shape *s, const float *dy, const uint16_t *dyh, const float *wp,
+                      const uint16_t *wpb, float *dx, int py, int px, int acc) {
     const int S = s->stride, P = s->pad;
     int fy, fx, nu = phase_taps(s, py, &fy), nv = phase_taps(s, px, &fx);
     const int lastx = fx + (nv - 1) * S;
@@ -683,7 +706,8 @@ static gjob phase_job(const rn_conv_shape *s, const float *dy, const float *wp, 
               S,
               NULL,
               acc,
-              wpb ? wpb + (size_t)phase_offset(s, py, px) * s->co * s->ci : NULL};
+              wpb ? wpb + (size_t)phase_offset(s, py, px) * s->co * s->ci : NULL,
+              dyh};
     return g;
 }
 
@@ -720,13 +744,32 @@ static wplan make_wplan(const rn_conv_shape *s, const rn_dispatch *d) {
     return p;
 }
 
+/* The output gradient a weight gradient reads: fp32 (f), or already in
+** bf16 (h, for a bf16 pass; f is then NULL). */
+typedef struct {
+    const float *f;
+    const uint16_t *h;
+} dy_src;
+
+/* pack_pairs of rows [m0, m0+rows) of dy: (M, Co), fp32 or bf16. */
+static void pack_dy(dy_src dy, size_t m0, int rows, int co, uint16_t *out) {
+    for (int i = 0; i < rows; i += 2) {
+        const size_t o = (m0 + (size_t)i) * co;
+        uint16_t *d = out + (size_t)i * co;
+        if (dy.h)
+            rn_bf16_interleave16(d, dy.h + o, i + 1 < rows ? dy.h + o + co : NULL, co);
+        else
+            rn_bf16_interleave(d, dy.f + o, i + 1 < rows ? dy.f + o + co : NULL, co);
+    }
+}
+
 /* bf16 row mode (weight_band): writes the windows of the nrows padded
 ** rows in abuf as pixel pairs, pp[(y*mp + q)*2*rl + 2*col + e] = window of
 ** output pixel 2q+e of padded row y at column col (rl = taps x Cs of one
 ** kernel row), and the band's rows of dy the same way,
 ** dp[(r*mp + q)*2*Co + 2*j + e] = dy[r][2q+e][j]; an odd last pixel is
 ** paired with zeros. mp = pixel pairs per row. */
-static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nrows, const float *dyb, int rows,
+static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nrows, dy_src dy, size_t dyo, int rows,
                        uint16_t *pp, uint16_t *dp) {
     const int cs = g->cs, S = g->step, rl = g->nv * cs, gw = g->gw, mp = (gw + 1) / 2, co = p->co;
     for (int y = 0; y < nrows; y++)
@@ -736,8 +779,12 @@ static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nro
         }
     for (int r = 0; r < rows; r++)
         for (int q = 0; q < mp; q++) {
-            const float *d0 = dyb + ((size_t)r * gw + 2 * q) * co;
-            rn_bf16_interleave(dp + ((size_t)r * mp + q) * 2 * co, d0, 2 * q + 1 < gw ? d0 + co : NULL, co);
+            const size_t o = dyo + ((size_t)r * gw + 2 * q) * co;
+            uint16_t *out = dp + ((size_t)r * mp + q) * 2 * co;
+            if (dy.h)
+                rn_bf16_interleave16(out, dy.h + o, 2 * q + 1 < gw ? dy.h + o + co : NULL, co);
+            else
+                rn_bf16_interleave(out, dy.f + o, 2 * q + 1 < gw ? dy.f + o + co : NULL, co);
         }
 }
 
@@ -749,17 +796,18 @@ static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nro
 ** written as pixel pairs into pp and dp (band_pairs), three bf16 values
 ** per input value for a 3x3 kernel where gathering patches takes nine.
 ** dy: (M, Co)  dw: (kdim, Co) */
-static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy, float *dw, long long band,
+static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, dy_src dy, float *dw, long long band,
                         int pa, int pb, float *abuf, uint16_t *pp, uint16_t *dp) {
     const int vl = d->vl, co = p->co, cs = g->cs, S = g->step, rl = g->nv * cs;
     const int n = (int)(band / p->nbpi), i0 = (int)(band % p->nbpi) * p->band, i1 = imin(g->gh, i0 + p->band);
     const int ylo = i0 * S + g->dh0, yhi = (i1 - 1) * S + g->dh0 + g->nu - 1;
     pad_rows(g, n, ylo, yhi - ylo + 1, p->pw, abuf);
-    const float *dyb = dy + ((size_t)n * g->gh + i0) * g->gw * co;
+    const size_t dyo = ((size_t)n * g->gh + i0) * g->gw * co; /* the band's first dy element */
+    const float *dyb = dy.f ? dy.f + dyo : NULL;
     const int mp = (g->gw + 1) / 2;
     const ptrdiff_t prow = p->bf ? (ptrdiff_t)mp * 2 * rl : (ptrdiff_t)p->pw * cs; /* elements per padded row */
     if (p->bf)
-        band_pairs(p, g, abuf, yhi - ylo + 1, dyb, i1 - i0, pp, dp);
+        band_pairs(p, g, abuf, yhi - ylo + 1, dy, dyo, i1 - i0, pp, dp);
     ptrdiff_t soff[MAX_SEG];
     for (int r = 0; r < i1 - i0; r++)
         soff[r] = r * S * prow;
@@ -794,7 +842,7 @@ static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, con
 ** patches and of dy is packed pixel-pair-interleaved into ap and dyp, or
 ** (packed) dyp already holds the packed dy of pixels [ma, mb).
 ** dy: (M, Co)  dw: (kdim, Co) */
-static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy, float *dw, long long ma,
+static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, dy_src dy, float *dw, long long ma,
                          long long mb, int pa, int pb, float *abuf, uint16_t *ap, uint16_t *dyp, int packed) {
     if (pa >= pb)
         return;
@@ -803,10 +851,10 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
     const ptrdiff_t zero_off = 0;
     for (long long m0 = ma; m0 < mb; m0 += p->mw) {
         const int rows = (int)(mb - m0 < p->mw ? mb - m0 : p->mw);
-        const float *dyt = dy + (size_t)m0 * co;
+        const float *dyt = dy.f ? dy.f + (size_t)m0 * co : NULL;
         const uint16_t *dyb = packed ? dyp + (size_t)(m0 - ma) * co : dyp;
         if (p->bf && !packed)
-            pack_pairs(dyt, co, rows, co, dyp);
+            pack_dy(dy, (size_t)m0, rows, co, dyp);
         for (int k0 = ka; k0 < kb; k0 += p->kcw) {
             const int kl = imin(p->kcw, kb - k0);
             const float *a = abuf;
@@ -850,7 +898,7 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, co
 ** then each sums its pairs over the block's tiles. The tiles and their
 ** order are those of weight_pairs alone, so the result is the same.
 ** dy: (M, Co)  dw: (kdim, Co)  shared: 2 x dw_block_values(s) bf16 */
-static void weight_blocks(const rn_conv_shape *s, const wplan *p, const rn_dispatch *d, const gjob *g, const float *dy,
+static void weight_blocks(const rn_conv_shape *s, const wplan *p, const rn_dispatch *d, const gjob *g, dy_src dy,
                           float *dw, int pa, int pb, float *abuf, uint16_t *ap, uint16_t *shared) {
     const int nt = omp_get_num_threads(), tid = omp_get_thread_num(), co = p->co;
     const size_t vals = dw_block_values(s);
@@ -860,8 +908,8 @@ static void weight_blocks(const rn_conv_shape *s, const wplan *p, const rn_dispa
         const long long q0 = pairs * tid / nt, q1 = pairs * (tid + 1) / nt;
         uint16_t *buf = shared + (size_t)(k & 1) * vals;
         if (q1 > q0)
-            pack_pairs(dy + (size_t)(b0 + 2 * q0) * co, co, (int)(2 * q1 < b1 - b0 ? 2 * (q1 - q0) : b1 - b0 - 2 * q0),
-                       co, buf + (size_t)2 * q0 * co);
+            pack_dy(dy, (size_t)(b0 + 2 * q0), (int)(2 * q1 < b1 - b0 ? 2 * (q1 - q0) : b1 - b0 - 2 * q0), co,
+                    buf + (size_t)2 * q0 * co);
 #pragma omp barrier
         weight_pairs(p, d, g, dy, dw, b0, b1, pa, pb, abuf, ap, buf, 1);
     }
@@ -873,7 +921,7 @@ static void weight_blocks(const rn_conv_shape *s, const wplan *p, const rn_dispa
 ** split, each thread sums a partial dw in its scratch `part`, and the
 ** partials are added in thread order (the same result for the same thread
 ** count). Ends with a barrier only in the small case. */
-static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob *g, const float *dy, float *dw,
+static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob *g, dy_src dy, float *dw,
                         float *abuf, float *part, float *tbase, uint16_t *shared) {
     const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
     const wplan p = make_wplan(s, d);
@@ -924,17 +972,52 @@ static int phases_cover(const rn_conv_shape *s) {
     return 1;
 }
 
+/* Whether the backward of s may take dy in bf16 (RN_BF16_GRAD) with the
+** same results as from its fp32 values: every pass that reads dy rounds
+** it to bf16 first, i.e. bf16 backward-data (Co even) and weight
+** gradient, neither by Winograd (whose transforms read dy in fp32). */
+int rn_conv_takes_bf16_grad(const rn_conv_shape *s) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    return bf_pass(s, d, s->co) && !rn_wino_applies(s, d) && !rn_wino_dw_applies(s, d);
+}
+
+/* rn_conv_backward_ex for a bf16 dy where the weight gradient does not
+** run in bf16 (its fp32 kernels read dy in place): with dy widened to
+** fp32 first (the same values). Only a caller that breaks kernels.h's
+** contract gets here; without memory for the copy it stops the program
+** with a message rather than return wrong gradients. */
+static void backward_widened(const rn_conv_shape *s, const float *x, const float *w, const uint16_t *dyh, float *dx,
+                             float *dw, float *db, float *ws, int flags) {
+    const size_t n = (size_t)s->n * s->oh * s->ow * s->co;
+    float *dy = malloc((n ? n : 1) * sizeof(float));
+    if (!dy) {
+        fprintf(stderr, "resnet: out of memory widening a bf16 gradient (%zu values)\n", n);
+        abort();
+    }
+    for (size_t i = 0; i < n; i++)
+        dy[i] = rn_bf16_to_f32(dyh[i]);
+    rn_conv_backward_ex(s, x, w, dy, dx, dw, db, ws, flags & ~RN_BF16_GRAD);
+    free(dy);
+}
+
 /* dx += conv_transpose(dy, w) (dx = with RN_FUSE_SET in flags: the first
 ** contribution to dx, which then needs no zeroing pass and is not read);
-** dw += x (*) dy; db += sum dy; each may be NULL.
+** dw += x (*) dy; db += sum dy; each may be NULL. dy is fp32, or bf16 with
+** RN_BF16_GRAD (kernels.h), which halves the bytes the passes read.
 ** ws holds rn_conv_workspace(s, T) floats, T >= the number of threads of the
 ** parallel region (omp_get_max_threads() of the caller).
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  dy: (N,OH,OW,Co)  dx: (N,H,W,Ci)  dw: (K,K,Ci,Co)  db: (Co) */
-void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const float *dy, float *dx, float *dw,
+void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const void *dyv, float *dx, float *dw,
                          float *db, float *ws, int flags) {
     const rn_dispatch *d = rn_cpu_dispatch();
+    const dy_src dy = {(flags & RN_BF16_GRAD) ? NULL : dyv, (flags & RN_BF16_GRAD) ? dyv : NULL};
+    if (dy.h && !(s->bf16 && d->bf16)) {
+        backward_widened(s, x, w, dy.h, dx, dw, db, ws, flags);
+        return;
+    }
     float *wp = ws, *tbase = ws + shared_floats(s);
     const gjob fg = forward_job(s, x, w, NULL, NULL);
+    const int wino = !dy.h; /* Winograd's transforms read dy in fp32 */
     int acc = !(flags & RN_FUSE_SET);
     if (dx && !acc && !phases_cover(s)) { /* a phase without taps (1x1 at stride 2) leaves its pixels at zero */
         memset(dx, 0, (size_t)s->n * s->h * s->w * s->ci * sizeof(float));
@@ -952,15 +1035,15 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
                 const size_t m = (size_t)s->n * s->oh * s->ow;
                 for (size_t i = 0; i < m; i++)
                     for (int co = 0; co < s->co; co++)
-                        db[co] += dy[i * s->co + co];
+                        db[co] += dy.h ? rn_bf16_to_f32(dy.h[i * s->co + co]) : dy.f[i * s->co + co];
             }
         }
-        if (dw && rn_wino_dw_applies(s, d))
-            rn_wino_weight_grad(s, d, x, dy, dw, ws + pad16(weight_count(s)), abuf);
+        if (dw && wino && rn_wino_dw_applies(s, d))
+            rn_wino_weight_grad(s, d, x, dy.f, dw, ws + pad16(weight_count(s)), abuf);
         else if (dw)
             weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase, (uint16_t *)(ws + pad16(weight_count(s))));
-        if (dx && rn_wino_applies(s, d)) {
-            const rn_wino_job j = {dy, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,
+        if (dx && wino && rn_wino_applies(s, d)) {
+            const rn_wino_job j = {dy.f, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,
                                    NULL, acc};
             rn_wino_pack(w, s->ci, s->co, 1, (uint16_t *)wp); /* ends with a barrier */
             rn_wino_run(&j, d, abuf);
@@ -969,7 +1052,7 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
             pack_weights_t(s, w, wp, wpb); /* ends with a barrier */
             for (int py = 0; py < s->stride; py++)
                 for (int px = 0; px < s->stride; px++) {
-                    const gjob g = phase_job(s, dy, wp, wpb, dx, py, px, acc);
+                    const gjob g = phase_job(s, dy.f, dy.h, wp, wpb, dx, py, px, acc);
                     if (g.nu * g.nv > 0)
                         run_job(&g, d, abuf, cbuf);
                 }

@@ -96,9 +96,11 @@ void rn_gemm_fill_bf16(rn_dispatch *d);
 ** AVX512_BF16), giving rn_bf16_from_f32's bits 16 at a time:
 ** rn_bf16_convert: d[i] = bf16(s[i]) for i < n;
 ** rn_bf16_interleave: out[2j] = bf16(r0[j]), out[2j+1] = bf16(r1[j]) (0
-** when r1 is NULL) for j < n: two rows pair-interleaved. */
+** when r1 is NULL) for j < n: two rows pair-interleaved;
+** rn_bf16_interleave16: the same for rows already in bf16 (no rounding). */
 void rn_bf16_convert(uint16_t *d, const float *s, int n);
 void rn_bf16_interleave(uint16_t *out, const float *r0, const float *r1, int n);
+void rn_bf16_interleave16(uint16_t *out, const uint16_t *r0, const uint16_t *r1, int n);
 
 /* Rows of the next micro-tile when `left` rows remain and a tile holds at
 ** most maxr: the rest is cut into equal tiles (28 rows at 12 a tile are

@@ -76,9 +76,14 @@ void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, co
                       float *dx, float *dw, float *db, float *ws);
 /* The same with flags: RN_FUSE_SET (below) writes dx = conv_transpose(dy, w)
 ** instead of adding to it, so that a first contribution needs no zeroing
-** pass and dx is not read. */
-void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
+** pass and dx is not read; RN_BF16_GRAD (below): dy holds bf16 values
+** (uint16_t), for a bf16 shape (s->bf16) on a CPU with AVX512_BF16; its
+** passes then read half the bytes, and where rn_conv_takes_bf16_grad(s)
+** the results equal those from the same values in fp32 (elsewhere
+** Winograd gives way to the direct passes). */
+void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const void *dy,
                          float *dx, float *dw, float *db, float *ws, int flags);
+int rn_conv_takes_bf16_grad(const rn_conv_shape *s);
 /* bf16 inference with weights packed once: rn_conv_forward_is_bf16 says
 ** whether the forward of s runs in bf16; rn_conv_pack_bf16 packs w (K*K*Ci*Co
 ** bf16 values) for rn_conv_forward_packed, which then never reads w. */
@@ -121,6 +126,10 @@ void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const f
 ** y (backward): (M,C), only read with RN_FUSE_RELU. */
 #define RN_FUSE_RELU 1
 #define RN_FUSE_SET 2
+/* RN_BF16_GRAD: the gradient between a convolution and the BN after it
+** kept in bf16: the BN backward writes dx rounded to bf16 (uint16_t, with
+** RN_FUSE_SET), and the convolution's backward reads it as its dy. */
+#define RN_BF16_GRAD 4
 void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
                             float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
                             float *y, int flags);
@@ -159,7 +168,7 @@ void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamm
                               float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
                               const float *add);
 void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
-                         const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags,
+                         const float *invstd, const float *dy, void *dx, float *dgamma, float *dbeta, int flags,
                          const rn_bn_sync *sync, const rn_bn_relu_mask *kept);
 /* Eval-mode BN folded into the convolution before it: wf = w * s and
 ** bf = (b - running_mean) * s + beta with s = gamma / sqrt(running_var + eps).

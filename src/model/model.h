@@ -42,6 +42,8 @@ typedef struct {
     int fuse_relu;      /* BN, ADD: also applies the ReLU reading it, in the same pass */
     int fuse_add;       /* BN in a training plan: the ADD reading it alone, whose sum (and ReLU) it
                            computes in its apply pass (that ADD's forward is skipped); else -1 */
+    int bf16_grad;      /* CONV in a training plan: its output's gradient is kept in bf16 (written by
+                           the BN after it, read by this conv's backward alone: RN_BF16_GRAD) */
     int skip;           /* RN_SKIP_FWD: its forward is done by a neighbour; RN_SKIP_BWD: its backward too */
     int fold;           /* CONV in an eval plan: index of the BN folded into it, else -1 */
     unsigned char gmode[2]; /* backward: what it does to the gradient of src, src2 (RN_G_*) */

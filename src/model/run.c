@@ -164,7 +164,8 @@ static void plan_fusion(planner *p) {
     rn_model *m = p->m;
     for (int i = 0; i < p->L; i++) {
         rn_layer *l = &m->layers[i];
-        l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->fuse_add = -1, l->gmode[0] = l->gmode[1] = RN_G_ACC;
+        l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->fuse_add = -1, l->bf16_grad = 0;
+        l->gmode[0] = l->gmode[1] = RN_G_ACC;
     }
     for (int i = 0; i < p->L; i++) {
         rn_layer *l = &m->layers[i];
@@ -245,6 +246,17 @@ static void plan_add_grads(planner *p, int a) {
     if (u == v) l->gmode[1] = RN_G_ACC; /* y = x + x: the second half adds onto the first */
 }
 
+/* Whether the gradient of conv s's output, written by the BN that alone
+** reads it, may be kept in bf16: the conv's backward then reads the same
+** values it would have rounded from fp32 (rn_conv_takes_bf16_grad), so
+** nothing changes but the bytes (half, written once and read twice). */
+static int bf16_grad_ok(const planner *p, int s) {
+    const rn_layer *c = &p->m->layers[s];
+    if (c->kind != RN_L_CONV || c->bias || p->nread[s] != 1) return 0;
+    const rn_conv_shape sh = window(p->m, c, p->n);
+    return rn_conv_takes_bf16_grad(&sh);
+}
+
 /* Gives every gradient a slot, walking the layers in backward order, and
 ** records how each layer's backward treats its input's gradient. A layer
 ** that no gradient reaches skips its backward. */
@@ -271,6 +283,9 @@ static void plan_gradients(planner *p) {
             l->gmode[0] = RN_G_ACC;
         } else if (l->kind == RN_L_RELU && p->aslot[i] == p->aslot[s]) {
             p->gslot[s] = p->gslot[i], l->gmode[0] = RN_G_ALIAS; /* mask in place */
+        } else if (l->kind == RN_L_BN && bf16_grad_ok(p, s)) {
+            p->gslot[s] = new_slot(p, (act_floats(p, s) + 1) / 2); /* bf16 values */
+            m->layers[s].bf16_grad = 1, l->gmode[0] = RN_G_SET;
         } else {
             p->gslot[s] = new_slot(p, act_floats(p, s));
             /* BN, ReLU and convolutions can write their input gradient outright */
@@ -645,11 +660,16 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
         memset(dx, 0, (size_t)n * rn_layer_size(&m->layers[l->src]) * sizeof(float));
     int set = l->gmode[0] == RN_G_ACC ? 0 : RN_FUSE_SET;
     switch (l->kind) {
-    case RN_L_CONV: rn_conv_backward_ex(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws, set); break;
+    case RN_L_CONV:
+        rn_conv_backward_ex(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws,
+                            set | (l->bf16_grad ? RN_BF16_GRAD : 0));
+        break;
     case RN_L_BN: { /* a fused ReLU's mask is recomputed from x (the forward kept dmu and scale), not read from y */
         const rn_bn_relu_mask kept = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
         rn_bn_backward_sync(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat,
-                            dy, dx, G + l->w, G + l->b, (l->fuse_relu ? RN_FUSE_RELU : 0) | set, bn_sync(m),
+                            dy, dx, G + l->w, G + l->b,
+                            (l->fuse_relu ? RN_FUSE_RELU : 0) | set | (m->layers[l->src].bf16_grad ? RN_BF16_GRAD : 0),
+                            bn_sync(m),
                             l->fuse_relu ? &kept : NULL);
         break;
     }
