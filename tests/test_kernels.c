@@ -368,6 +368,15 @@ static void test_conv_bf16_grad(tally *t, const rn_conv_shape *s, const float *x
     const int widened = !memcmp(g[0], g[1], all * sizeof(float)), exact = !memcmp(g[1], g[2], (nx + nw) * 4);
     report_bool(t, widened && (!takes || exact), "conv bf16 backward from a bf16 dy equals it from fp32%s %s",
                 takes ? " (exact)" : " (widened)", tag);
+    /* an fp32 shape given a bf16 dy: the values widened into a copy */
+    rn_conv_shape fp = direct;
+    fp.bf16 = 0;
+    for (int k = 0; k < 2; k++) {
+        memset(g[k] + nx, 0, (nw + s->co) * sizeof(float));
+        rn_conv_backward_ex(&fp, x, wt, src[k], g[k], g[k] + nx, g[k] + nx + nw, ws,
+                            RN_FUSE_SET | (k == 0 ? RN_BF16_GRAD : 0));
+    }
+    report_bool(t, !memcmp(g[0], g[1], all * sizeof(float)), "conv fp32 backward from a bf16 dy widens it %s", tag);
     free(dyh), free(dyw), free(ws), free(g[0]), free(g[1]), free(g[2]);
 }
 
