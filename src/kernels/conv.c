@@ -578,9 +578,14 @@ void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, 
     forward_run(s, x, w, (uint16_t *)ws, 1, b, y, ws);
 }
 
-/* Whether the forward of s runs in bf16 (kernels.h), so that its weights
-** can be packed once with rn_conv_pack_bf16. */
-int rn_conv_forward_is_bf16(const rn_conv_shape *s) { return bf_pass(s, rn_cpu_dispatch(), s->ci); }
+/* Whether the forward of s runs as a direct bf16 GEMM (kernels.h), so that
+** its weights can be packed once with rn_conv_pack_bf16; a Winograd one
+** transforms its weights at every call instead (they are 16/9 larger
+** transformed, and the transform costs little beside the products). */
+int rn_conv_forward_packs(const rn_conv_shape *s) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    return bf_pass(s, d, s->ci) && !rn_wino_applies(s, d);
+}
 
 /* Packs w for rn_conv_forward_packed (pair-interleaved bf16, K*K*Ci*Co
 ** values). w: (K,K,Ci,Co) */

@@ -84,10 +84,11 @@ void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, co
 void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const void *dy,
                          float *dx, float *dw, float *db, float *ws, int flags);
 int rn_conv_takes_bf16_grad(const rn_conv_shape *s);
-/* bf16 inference with weights packed once: rn_conv_forward_is_bf16 says
-** whether the forward of s runs in bf16; rn_conv_pack_bf16 packs w (K*K*Ci*Co
-** bf16 values) for rn_conv_forward_packed, which then never reads w. */
-int rn_conv_forward_is_bf16(const rn_conv_shape *s);
+/* bf16 inference with weights packed once: rn_conv_forward_packs says
+** whether the forward of s runs as a direct bf16 GEMM (not by Winograd);
+** rn_conv_pack_bf16 packs w (K*K*Ci*Co bf16 values) for
+** rn_conv_forward_packed, which then never reads w. */
+int rn_conv_forward_packs(const rn_conv_shape *s);
 void rn_conv_pack_bf16(const rn_conv_shape *s, const float *w, uint16_t *wb);
 void rn_conv_forward_packed(const rn_conv_shape *s, const float *x, const uint16_t *wb, const float *b, float *y,
                             float *ws);
