@@ -1509,7 +1509,50 @@ static void test_maxpool_ref(tally *t, rng *r, int n, int h, int w, int c, int k
                 n, h, w, c, k, stride, pad);
     report(t, rel_err(dx, dxr, nx), 1e-6, "maxpool bwd = scalar loops, first max wins n=%d %dx%d c=%d k=%d s=%d", n, h,
            w, c, k, stride);
-    free(x), free(y), free(yr), free(dy), free(dx), free(dxr);
+    /* through picks: the same y, and dx bit for bit, added (onto the same
+    ** start) and set (the scatter onto zeros) */
+    float *y2 = falloc(ny), *dx2 = falloc(nx), *dxs = falloc(nx), *dx0 = falloc(nx);
+    unsigned char *pick = malloc(ny);
+    memcpy(dx2, dxr, nx * sizeof(float)), memset(dx0, 0, nx * sizeof(float));
+    fill(r, dxs, nx, -1, 1); /* garbage: set must not read it */
+    memcpy(dx, dx2, nx * sizeof(float));
+    rn_maxpool_backward(&s, x, y, dy, dx);
+    rn_maxpool_backward(&s, x, y, dy, dx0);
+    rn_maxpool_forward_pick(&s, x, y2, pick);
+    rn_maxpool_backward_pick(&s, pick, dy, dx2, 0);
+    rn_maxpool_backward_pick(&s, pick, dy, dxs, 1);
+    report_bool(t,
+                !memcmp(y, y2, ny * sizeof(float)) && !memcmp(dx, dx2, nx * sizeof(float)) &&
+                    !memcmp(dx0, dxs, nx * sizeof(float)),
+                "maxpool through picks: y, dx added and set bit for bit n=%d %dx%d c=%d k=%d s=%d p=%d", n, h, w, c, k,
+                stride, pad);
+    free(x), free(y), free(yr), free(dy), free(dx), free(dxr), free(y2), free(dx2), free(dxs), free(dx0), free(pick);
+}
+
+/* Max pooling through picks on -inf, NaN and signed zeros (windows whose
+** maximum stays -inf, ties between -0 and +0): y and dx bit for bit those
+** of rn_maxpool_forward and rn_maxpool_backward, which define the rule. */
+static void test_maxpool_picks_special(tally *t, rng *r) {
+    rn_conv_shape s = make_shape(2, 9, 8, 19, 19, 3, 2, 1);
+    const float vals[6] = {-INFINITY, NAN, -0.0f, 0.0f, 1.0f, -1.0f};
+    size_t nx = (size_t)2 * 9 * 8 * 19, ny = (size_t)2 * s.oh * s.ow * 19;
+    float *x = falloc(nx), *y = falloc(ny), *y2 = falloc(ny), *dy = falloc(ny), *dx = falloc(nx), *dx2 = falloc(nx);
+    unsigned char *pick = malloc(ny);
+    for (size_t i = 0; i < nx; i++) { /* mostly -inf and NaN, so that whole windows hold nothing larger */
+        const int u = (int)urand(r, 0, 9.99f);
+        x[i] = vals[u < 4 ? u % 2 : u < 6 ? 2 + u % 2 : 4 + u % 2];
+    }
+    fill(r, dy, ny, -1, 1);
+    memset(dx, 0, nx * sizeof(float));
+    rn_maxpool_forward(&s, x, y);
+    rn_maxpool_backward(&s, x, y, dy, dx);
+    rn_maxpool_forward_pick(&s, x, y2, pick);
+    rn_maxpool_backward_pick(&s, pick, dy, dx2, 1);
+    size_t inf = 0;
+    for (size_t i = 0; i < ny; i++) inf += y[i] == -INFINITY;
+    report_bool(t, inf > 0 && !memcmp(y, y2, ny * 4) && !memcmp(dx, dx2, nx * 4),
+                "maxpool through picks on -inf, NaN and signed zeros: y, dx bit for bit (%zu windows at -inf)", inf);
+    free(x), free(y), free(y2), free(dy), free(dx), free(dx2), free(pick);
 }
 
 /* Runs every test and prints the summary line. */
@@ -1639,6 +1682,9 @@ int main(void) {
     test_maxpool_ref(&t, &r, 2, 9, 9, 33, 3, 2, 1);
     test_maxpool_ref(&t, &r, 1, 5, 5, 17, 2, 2, 0);
     test_maxpool_ref(&t, &r, 2, 4, 6, 64, 3, 1, 1);
+    test_maxpool_ref(&t, &r, 1, 11, 10, 16, 4, 2, 1);
+    test_maxpool_ref(&t, &r, 2, 13, 12, 5, 7, 3, 2);
+    test_maxpool_picks_special(&t, &r);
 
     /* c) determinism */
     test_determinism(&t, &r, 4, 15, 13, 33, 17, 3, 1, 1);

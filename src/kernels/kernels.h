@@ -195,6 +195,14 @@ void rn_relu_backward_ex(size_t n, const float *y, const float *dy, float *dx, i
 ** (kh,kw) order, as PyTorch's CPU kernel does.  x: (N,H,W,C)  y: (N,OH,OW,C) */
 void rn_maxpool_forward(const rn_conv_shape *s, const float *x, float *y);
 void rn_maxpool_backward(const rn_conv_shape *s, const float *x, const float *y, const float *dy, float *dx);
+/* The same through picks (pooling.c): the training forward also records
+** which window position each output's gradient goes to (kh*k + kw, or
+** RN_POOL_NONE), and the backward reads only them and dy, writing dx
+** (set) or adding to it, with rn_maxpool_backward's bits. k*k < 255.
+** pick: (N,OH,OW,C) */
+#define RN_POOL_NONE 255
+void rn_maxpool_forward_pick(const rn_conv_shape *s, const float *x, float *y, unsigned char *pick);
+void rn_maxpool_backward_pick(const rn_conv_shape *s, const unsigned char *pick, const float *dy, float *dx, int set);
 /* Global average pooling.  x: (N,H,W,C)  y: (N,C) */
 void rn_gap_forward(int n, int hw, int c, const float *x, float *y);
 void rn_gap_backward(int n, int hw, int c, const float *dy, float *dx);

@@ -325,6 +325,7 @@ void rn_model_free(rn_model *m) {
     free(m->buffers);
     free(m->nbt);
     free(m->act);
+    free(m->pick);
     free(m->arena);
     free(m->prep);
     free(m->prep_off);

@@ -100,6 +100,7 @@ struct rn_model {
     ** their input's, so act/dact pointers of different layers may be equal. */
     int plan_n, plan_h, plan_w, plan_train;
     float **act, **dact; /* per layer output and its gradient (NULL: none) */
+    unsigned char **pick; /* per layer: a max pool's picks in training plans (NULL: none) */
     float *arena;        /* one allocation behind act, dact, stats and workspace */
     size_t arena_floats, tensor_floats; /* the whole arena; its activations and gradients */
     float *bn_mean, *bn_invstd, *ws, *fold_w; /* fold_w: folded conv weights and bias (eval plans) */

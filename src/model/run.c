@@ -99,7 +99,8 @@ typedef struct {
     int n, train, L;
     int *nread;        /* layers reading each activation */
     int *aslot, *gslot; /* slot of each activation and of its gradient, -1 none */
-    slot *slots;
+    int *pslot;         /* training: slot of each max pool's picks, -1 none */
+    slot *slots;        /* room for 3L: activations, gradients, picks */
     int nslots;
 } planner;
 
@@ -133,14 +134,20 @@ static int last_reader_except(const rn_model *m, int s, int except) {
     return last;
 }
 
-/* Whether layer i's backward reads its own output (ReLU masks, max-pool argmax). */
+/* Whether a max pool trains through picks (rn_maxpool_forward_pick): its
+** backward then reads neither its input nor its output. */
+static int pool_picks(const rn_layer *l) { return l->kind == RN_L_MAXPOOL && l->k * l->k < RN_POOL_NONE; }
+
+/* Whether layer i's backward reads its own output (ReLU masks, a max
+** pool's maxima without picks). */
 static int needs_output(const rn_layer *l) {
-    return l->kind == RN_L_RELU || l->kind == RN_L_MAXPOOL || l->fuse_relu;
+    return l->kind == RN_L_RELU || (l->kind == RN_L_MAXPOOL && !pool_picks(l)) || l->fuse_relu;
 }
 
 /* Whether layer i's backward reads its input. */
 static int needs_input(const rn_layer *l) {
-    return l->kind == RN_L_CONV || l->kind == RN_L_BN || l->kind == RN_L_MAXPOOL || l->kind == RN_L_FC;
+    return l->kind == RN_L_CONV || l->kind == RN_L_BN || (l->kind == RN_L_MAXPOOL && !pool_picks(l)) ||
+           l->kind == RN_L_FC;
 }
 
 /* Whether the one layer reading activation s may overwrite it: s has no
@@ -288,8 +295,10 @@ static void plan_gradients(planner *p) {
             m->layers[s].bf16_grad = 1, l->gmode[0] = RN_G_SET;
         } else {
             p->gslot[s] = new_slot(p, act_floats(p, s));
-            /* BN, ReLU and convolutions can write their input gradient outright */
-            l->gmode[0] = (l->kind == RN_L_BN || l->kind == RN_L_RELU || l->kind == RN_L_CONV) ? RN_G_SET : RN_G_ZERO;
+            /* BN, ReLU, convolutions and pools with picks can write their input gradient outright */
+            l->gmode[0] = (l->kind == RN_L_BN || l->kind == RN_L_RELU || l->kind == RN_L_CONV || pool_picks(l))
+                              ? RN_G_SET
+                              : RN_G_ZERO;
         }
     }
 }
@@ -303,6 +312,7 @@ static void plan_lifetimes(planner *p) {
         const rn_layer *l = &m->layers[i];
         if (l->skip & RN_SKIP_FWD) continue;
         touch(p, p->aslot[i], i);
+        touch(p, p->pslot[i], i);
         if (l->src >= 0) touch(p, p->aslot[l->src], i);
         if (l->kind == RN_L_ADD && l->src2 >= 0) touch(p, p->aslot[l->src2], i);
         if (l->fuse_add >= 0) touch(p, p->aslot[add_operand(m, l, i)], i);
@@ -319,6 +329,7 @@ static void plan_lifetimes(planner *p) {
         if (l->kind == RN_L_ADD && l->src2 >= 0) touch(p, p->gslot[l->src2], t);
         if (needs_input(l) && l->src >= 0) touch(p, p->aslot[l->src], t);
         if (needs_output(l)) touch(p, p->aslot[i], t);
+        touch(p, p->pslot[i], t);
     }
 }
 
@@ -364,6 +375,7 @@ static void planner_free(planner *p) {
     free(p->nread);
     free(p->aslot);
     free(p->gslot);
+    free(p->pslot);
     free(p->slots);
 }
 
@@ -372,15 +384,19 @@ static void planner_free(planner *p) {
 static size_t plan_tensors(planner *p, int *scratch) {
     for (int i = 0; i < p->L; i++) {
         const rn_layer *l = &p->m->layers[i];
-        p->aslot[i] = p->gslot[i] = -1;
+        p->aslot[i] = p->gslot[i] = p->pslot[i] = -1;
         if (l->src >= 0) p->nread[l->src]++;
         if (l->kind == RN_L_ADD && l->src2 >= 0 && l->src2 != l->src) p->nread[l->src2]++;
     }
     plan_fusion(p);
     plan_activations(p);
-    if (p->train) plan_gradients(p);
+    if (p->train) {
+        plan_gradients(p);
+        for (int i = 0; i < p->L; i++) /* one byte per output value */
+            if (pool_picks(&p->m->layers[i])) p->pslot[i] = new_slot(p, (act_floats(p, i) + 3) / 4);
+    }
     plan_lifetimes(p);
-    return place_slots(p, scratch, scratch + 2 * p->L);
+    return place_slots(p, scratch, scratch + 3 * p->L);
 }
 
 /* Floats of the convolution workspace (*ws) and of the folded-weight
@@ -405,13 +421,14 @@ static void scratch_floats(const rn_model *m, int n, size_t *ws, size_t *fold) {
 static rn_status plan_layout(rn_model *m, int n, int h, int w, int train, planner *p, int **scratch, size_t *arena,
                              size_t *ws, size_t *fold, rn_error *err) {
     int L = m->nlayers;
-    *p = (planner){m, n, train, L, calloc((size_t)L, sizeof(int)), calloc((size_t)L, sizeof(int)),
-                   calloc((size_t)L, sizeof(int)), calloc(2 * (size_t)L, sizeof(slot)), 0};
-    *scratch = malloc(4 * (size_t)L * sizeof(int)); /* placement order, then placed: 2L each */
+    *p = (planner){.m = m, .n = n, .train = train, .L = L, .nread = calloc((size_t)L, sizeof(int)),
+                   .aslot = calloc((size_t)L, sizeof(int)), .gslot = calloc((size_t)L, sizeof(int)),
+                   .pslot = calloc((size_t)L, sizeof(int)), .slots = calloc(3 * (size_t)L, sizeof(slot))};
+    *scratch = malloc(6 * (size_t)L * sizeof(int)); /* placement order, then placed: 3L each */
     if (n < 1) return rn_fail(err, RN_ERR_ARG, "batch size must be positive, got %d", n);
     rn_status st = rn_model_shapes(m, h, w, err);
     if (st) return st;
-    if (!p->nread || !p->aslot || !p->gslot || !p->slots || !*scratch)
+    if (!p->nread || !p->aslot || !p->gslot || !p->pslot || !p->slots || !*scratch)
         return rn_fail(err, RN_ERR_NOMEM, "out of memory planning %s", m->spec.arch);
     size_t body = plan_tensors(p, *scratch);
     scratch_floats(m, n, ws, fold);
@@ -449,12 +466,14 @@ rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *e
     size_t ws = 0, fold = 0;
     free(m->arena);
     free(m->act);
+    free(m->pick);
     m->arena = NULL;
     m->arena_floats = m->tensor_floats = 0;
     m->plan_n = 0;
     m->act = calloc(2 * (size_t)L, sizeof(float *));
+    m->pick = calloc((size_t)L, sizeof(unsigned char *));
     rn_status st = plan_layout(m, n, h, w, train, &p, &scratch, &m->arena_floats, &ws, &fold, err);
-    if (!st && m->act) m->arena = malloc((m->arena_floats ? m->arena_floats : 1) * sizeof(float));
+    if (!st && m->act && m->pick) m->arena = malloc((m->arena_floats ? m->arena_floats : 1) * sizeof(float));
     if (!m->arena) {
         planner_free(&p);
         free(scratch);
@@ -473,6 +492,7 @@ rn_status rn_model_plan(rn_model *m, int n, int h, int w, int train, rn_error *e
     for (int i = 0; i < L; i++) {
         m->act[i] = base + p.slots[p.aslot[i]].off;
         m->dact[i] = p.gslot[i] >= 0 ? base + p.slots[p.gslot[i]].off : NULL;
+        m->pick[i] = p.pslot[i] >= 0 ? (unsigned char *)(base + p.slots[p.pslot[i]].off) : NULL;
     }
     planner_free(&p);
     free(scratch);
@@ -633,7 +653,10 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
         break;
     case RN_L_RELU: rn_relu_forward(rows * l->c_out, x, y); break;
     case RN_L_ADD: add_forward(l, rows * l->c_out, x, m->act[l->src2], y); break;
-    case RN_L_MAXPOOL: rn_maxpool_forward(&s, x, y); break;
+    case RN_L_MAXPOOL:
+        if (train && m->pick[i]) rn_maxpool_forward_pick(&s, x, y, m->pick[i]);
+        else rn_maxpool_forward(&s, x, y);
+        break;
     case RN_L_PADSKIP: rn_padskip_forward(&s, l->pad, x, y); break;
     case RN_L_GAP: rn_gap_forward(n, l->h_in * l->w_in, l->c_in, x, y); break;
     case RN_L_FC: rn_fc_forward(n, l->c_in, l->c_out, x, P + l->w, P + l->b, y); break;
@@ -682,7 +705,10 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
         if (dx) rn_relu_backward_ex(rows * l->c_out, m->act[i], dy, dx, set);
         break;
     case RN_L_ADD: add_backward(m, l, i, rows * l->c_out); break;
-    case RN_L_MAXPOOL: rn_maxpool_backward(&s, x, m->act[i], dy, dx); break;
+    case RN_L_MAXPOOL:
+        if (m->pick[i]) rn_maxpool_backward_pick(&s, m->pick[i], dy, dx, set);
+        else rn_maxpool_backward(&s, x, m->act[i], dy, dx);
+        break;
     case RN_L_PADSKIP: rn_padskip_backward(&s, l->pad, dy, dx); break;
     case RN_L_GAP: rn_gap_backward(n, l->h_in * l->w_in, l->c_in, dy, dx); break;
     case RN_L_FC: rn_fc_backward(n, l->c_in, l->c_out, x, P + l->w, dy, dx, G + l->w, G + l->b); break;
