@@ -758,23 +758,23 @@ typedef struct {
 
 /* pack_pairs of rows [m0, m0+rows) of dy: (M, Co), fp32 or bf16. */
 static void pack_dy(dy_src dy, size_t m0, int rows, int co, uint16_t *out) {
+    if (!dy.h) {
+        pack_pairs(dy.f + m0 * co, co, rows, co, out);
+        return;
+    }
     for (int i = 0; i < rows; i += 2) {
-        const size_t o = (m0 + (size_t)i) * co;
-        uint16_t *d = out + (size_t)i * co;
-        if (dy.h)
-            rn_bf16_interleave16(d, dy.h + o, i + 1 < rows ? dy.h + o + co : NULL, co);
-        else
-            rn_bf16_interleave(d, dy.f + o, i + 1 < rows ? dy.f + o + co : NULL, co);
+        const uint16_t *r0 = dy.h + (m0 + (size_t)i) * co;
+        rn_bf16_interleave16(out + (size_t)i * co, r0, i + 1 < rows ? r0 + co : NULL, co);
     }
 }
 
 /* bf16 row mode (weight_band): writes the windows of the nrows padded
 ** rows in abuf as pixel pairs, pp[(y*mp + q)*2*rl + 2*col + e] = window of
 ** output pixel 2q+e of padded row y at column col (rl = taps x Cs of one
-** kernel row), and the band's rows of dy the same way,
+** kernel row), and the band's rows of dy (from pixel m0 on) the same way,
 ** dp[(r*mp + q)*2*Co + 2*j + e] = dy[r][2q+e][j]; an odd last pixel is
 ** paired with zeros. mp = pixel pairs per row. */
-static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nrows, dy_src dy, size_t dyo, int rows,
+static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nrows, dy_src dy, size_t m0, int rows,
                        uint16_t *pp, uint16_t *dp) {
     const int cs = g->cs, S = g->step, rl = g->nv * cs, gw = g->gw, mp = (gw + 1) / 2, co = p->co;
     for (int y = 0; y < nrows; y++)
@@ -783,14 +783,7 @@ static void band_pairs(const wplan *p, const gjob *g, const float *abuf, int nro
             rn_bf16_interleave(pp + ((size_t)y * mp + q) * 2 * rl, w0, 2 * q + 1 < gw ? w0 + (size_t)S * cs : NULL, rl);
         }
     for (int r = 0; r < rows; r++)
-        for (int q = 0; q < mp; q++) {
-            const size_t o = dyo + ((size_t)r * gw + 2 * q) * co;
-            uint16_t *out = dp + ((size_t)r * mp + q) * 2 * co;
-            if (dy.h)
-                rn_bf16_interleave16(out, dy.h + o, 2 * q + 1 < gw ? dy.h + o + co : NULL, co);
-            else
-                rn_bf16_interleave(out, dy.f + o, 2 * q + 1 < gw ? dy.f + o + co : NULL, co);
-        }
+        pack_dy(dy, m0 + (size_t)r * gw, gw, co, dp + (size_t)r * mp * 2 * co);
 }
 
 /* Adds to dw the sums over the pixels of band `band` (row mode), for the
@@ -807,12 +800,12 @@ static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, dy_
     const int n = (int)(band / p->nbpi), i0 = (int)(band % p->nbpi) * p->band, i1 = imin(g->gh, i0 + p->band);
     const int ylo = i0 * S + g->dh0, yhi = (i1 - 1) * S + g->dh0 + g->nu - 1;
     pad_rows(g, n, ylo, yhi - ylo + 1, p->pw, abuf);
-    const size_t dyo = ((size_t)n * g->gh + i0) * g->gw * co; /* the band's first dy element */
-    const float *dyb = dy.f ? dy.f + dyo : NULL;
+    const size_t m0 = ((size_t)n * g->gh + i0) * g->gw; /* the band's first pixel */
+    const float *dyb = dy.f ? dy.f + m0 * co : NULL;
     const int mp = (g->gw + 1) / 2;
     const ptrdiff_t prow = p->bf ? (ptrdiff_t)mp * 2 * rl : (ptrdiff_t)p->pw * cs; /* elements per padded row */
     if (p->bf)
-        band_pairs(p, g, abuf, yhi - ylo + 1, dy, dyo, i1 - i0, pp, dp);
+        band_pairs(p, g, abuf, yhi - ylo + 1, dy, m0, i1 - i0, pp, dp);
     ptrdiff_t soff[MAX_SEG];
     for (int r = 0; r < i1 - i0; r++)
         soff[r] = r * S * prow;
@@ -1021,6 +1014,7 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
         return;
     }
     float *wp = ws, *tbase = ws + shared_floats(s);
+    float *extra = ws + pad16(weight_count(s)); /* shared, after the weights: a Winograd dW's or weight_blocks' */
     const gjob fg = forward_job(s, x, w, NULL, NULL);
     const int wino = !dy.h; /* Winograd's transforms read dy in fp32 */
     int acc = !(flags & RN_FUSE_SET);
@@ -1044,9 +1038,9 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
             }
         }
         if (dw && wino && rn_wino_dw_applies(s, d))
-            rn_wino_weight_grad(s, d, x, dy.f, dw, ws + pad16(weight_count(s)), abuf);
+            rn_wino_weight_grad(s, d, x, dy.f, dw, extra, abuf);
         else if (dw)
-            weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase, (uint16_t *)(ws + pad16(weight_count(s))));
+            weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase, (uint16_t *)extra);
         if (dx && wino && rn_wino_applies(s, d)) {
             const rn_wino_job j = {dy.f, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,
                                    NULL, acc};
