@@ -93,6 +93,9 @@ typedef struct {
     int first, last;
 } slot;
 
+/* Slots a layer may open at most: its activation, its gradient, picks. */
+#define SLOTS_PER_LAYER 3
+
 /* Planning state: the model, the batch, and per tensor its slot. */
 typedef struct {
     rn_model *m;
@@ -100,7 +103,7 @@ typedef struct {
     int *nread;        /* layers reading each activation */
     int *aslot, *gslot; /* slot of each activation and of its gradient, -1 none */
     int *pslot;         /* training: slot of each max pool's picks, -1 none */
-    slot *slots;        /* room for 3L: activations, gradients, picks */
+    slot *slots;        /* room for SLOTS_PER_LAYER * L */
     int nslots;
 } planner;
 
@@ -156,6 +159,10 @@ static int can_overwrite(const planner *p, int s) {
     return s >= 0 && p->nread[s] == 1 && (!p->train || !needs_output(&p->m->layers[s]));
 }
 
+/* The later of a layer's operands: an ADD's src or src2, whichever is
+** computed last (the one an ADD fused into a BN runs in); else its src. */
+static int later_operand(const rn_layer *l) { return l->kind == RN_L_ADD && l->src2 > l->src ? l->src2 : l->src; }
+
 /* Fusion and folding decisions. An eval plan folds a BN into the conv
 ** before it when that conv feeds nothing else and its weights are no more
 ** floats than its output (folding reads and writes the weights once per
@@ -188,7 +195,7 @@ static void plan_fusion(planner *p) {
             in->fuse_relu = 1;
             l->skip = RN_SKIP_FWD | RN_SKIP_BWD;
         }
-        const int late = l->kind == RN_L_ADD && l->src2 > s ? l->src2 : s;
+        const int late = later_operand(l);
         rn_layer *bn = &m->layers[late];
         if (p->train && l->kind == RN_L_ADD && l->src2 != s && l->src2 >= 0 && bn->kind == RN_L_BN &&
             !bn->fuse_relu && p->nread[late] == 1) {
@@ -211,8 +218,8 @@ static void plan_activations(planner *p) {
     for (int i = 0; i < p->L; i++) {
         const rn_layer *l = &p->m->layers[i];
         int s = l->src, at = -1;
-        if ((l->skip & RN_SKIP_FWD) && l->kind == RN_L_ADD) at = l->src2 > s ? l->src2 : s; /* the BN it runs in */
-        else if (l->skip & RN_SKIP_FWD) at = s; /* fused ReLU or folded BN: its input's layer writes its output */
+        /* fused ReLU, ADD or folded BN: its input's layer (an ADD's later one) writes its output */
+        if (l->skip & RN_SKIP_FWD) at = later_operand(l);
         else if (l->kind == RN_L_RELU && can_overwrite(p, s)) at = s;
         else if (l->kind == RN_L_BN && !p->train && can_overwrite(p, s)) at = s;
         else if (l->kind == RN_L_ADD && s != l->src2)
@@ -396,7 +403,7 @@ static size_t plan_tensors(planner *p, int *scratch) {
             if (pool_picks(&p->m->layers[i])) p->pslot[i] = new_slot(p, (act_floats(p, i) + 3) / 4);
     }
     plan_lifetimes(p);
-    return place_slots(p, scratch, scratch + 3 * p->L);
+    return place_slots(p, scratch, scratch + SLOTS_PER_LAYER * p->L);
 }
 
 /* Floats of the convolution workspace (*ws) and of the folded-weight
@@ -423,8 +430,8 @@ static rn_status plan_layout(rn_model *m, int n, int h, int w, int train, planne
     int L = m->nlayers;
     *p = (planner){.m = m, .n = n, .train = train, .L = L, .nread = calloc((size_t)L, sizeof(int)),
                    .aslot = calloc((size_t)L, sizeof(int)), .gslot = calloc((size_t)L, sizeof(int)),
-                   .pslot = calloc((size_t)L, sizeof(int)), .slots = calloc(3 * (size_t)L, sizeof(slot))};
-    *scratch = malloc(6 * (size_t)L * sizeof(int)); /* placement order, then placed: 3L each */
+                   .pslot = calloc((size_t)L, sizeof(int)), .slots = calloc(SLOTS_PER_LAYER * (size_t)L, sizeof(slot))};
+    *scratch = malloc(2 * SLOTS_PER_LAYER * (size_t)L * sizeof(int)); /* placement order, then placed */
     if (n < 1) return rn_fail(err, RN_ERR_ARG, "batch size must be positive, got %d", n);
     rn_status st = rn_model_shapes(m, h, w, err);
     if (st) return st;
@@ -637,12 +644,12 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     case RN_L_BN:
         if (train) {
             const rn_bn_relu_mask keep = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
-            const rn_layer *a = l->fuse_add >= 0 ? &m->layers[l->fuse_add] : NULL; /* y is then a's output */
+            const rn_layer *a = l->fuse_add >= 0 ? &m->layers[l->fuse_add] : NULL; /* y is also a's output */
             const float *add = a ? m->act[add_operand(m, l, i)] : NULL;
             rn_bn_forward_train_sync(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
                                      m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
-                                     m->bn_invstd + l->stat, a ? m->act[l->fuse_add] : y,
-                                     a ? (a->fuse_relu ? RN_FUSE_RELU : 0) : relu, bn_sync(m), relu ? &keep : NULL, add);
+                                     m->bn_invstd + l->stat, y, a ? (a->fuse_relu ? RN_FUSE_RELU : 0) : relu,
+                                     bn_sync(m), relu ? &keep : NULL, add);
             m->nbt[l->bn]++;
         } else {
             rn_bn_forward_eval_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
@@ -696,7 +703,8 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
         const rn_bn_relu_mask kept = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
         rn_bn_backward_sync(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat,
                             dy, dx, G + l->w, G + l->b,
-                            (l->fuse_relu ? RN_FUSE_RELU : 0) | set | (m->layers[l->src].bf16_grad ? RN_BF16_GRAD : 0),
+                            (l->fuse_relu ? RN_FUSE_RELU : 0) | set |
+                                (l->src >= 0 && m->layers[l->src].bf16_grad ? RN_BF16_GRAD : 0),
                             bn_sync(m),
                             l->fuse_relu ? &kept : NULL);
         break;
