@@ -29,6 +29,15 @@
 #define RN_CLONES
 #endif
 
+/* A helper the SIMD kernels force into their callers: inlined, its
+** vectors stay in the caller's registers (called, an array of them goes
+** through memory) and it takes the caller's target attributes. */
+#if defined(__GNUC__)
+#define RN_INLINE __attribute__((always_inline)) inline
+#else
+#define RN_INLINE inline
+#endif
+
 typedef enum { RN_CPU_GENERIC = 0, RN_CPU_AVX2 = 1, RN_CPU_AVX512 = 2 } rn_cpu_level;
 
 /* Widest tile in vectors and most rows of any micro-kernel. */

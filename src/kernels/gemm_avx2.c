@@ -12,7 +12,6 @@
 #include <immintrin.h>
 
 #define RN_T256 __attribute__((target("avx2,fma")))
-#define RN_INLINE __attribute__((always_inline)) inline
 
 /* Lane mask with the first n (1..8) lanes set: mask_bits + 8 - n. */
 static const int mask_bits[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};

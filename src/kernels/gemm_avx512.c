@@ -23,7 +23,6 @@
 #include "gemm_avx512_tiles.h"
 
 #define RN_T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
-#define RN_INLINE __attribute__((always_inline)) inline
 
 /* The multiply-add step of a tile row (the rest: gemm_avx512_tiles.h). */
 #define FMA_RV(r, v)                                                                                                   \

@@ -22,10 +22,9 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 
+#include "bf16_simd.h"
 #include "gemm_avx512_tiles.h"
 
-#define RN_TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
-#define RN_INLINE __attribute__((always_inline)) inline
 
 /* The multiply-add step of a tile row (the rest: gemm_avx512_tiles.h). */
 #define DOT_RV(r, v)                                                                                                   \
@@ -117,28 +116,15 @@ RN_TBF void rn_bf16_convert(uint16_t *d, const float *s, int n) {
     }
 }
 
-/* The lanes of values j..j+15 of a row of n (the tail's under a mask). */
-static RN_INLINE __mmask16 row_lanes(int n, int j) {
-    return n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
-}
-
-/* Stores the 16 words of each half of ab (values j.. of row 0 below, of
-** row 1 above) taken in turns, at out + 2j, lanes m: a pair-interleave. */
-RN_TBF static RN_INLINE void store_turns(uint16_t *out, int j, __mmask16 m, __m512i ab) {
-    const __m512i turns = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    _mm512_mask_storeu_epi32(out + 2 * j, m, _mm512_permutexvar_epi16(turns, ab));
-}
-
 /* out[2j] = bf16(r0[j]), out[2j+1] = bf16(r1[j]) (or 0) for j < n: both
 ** rows converted in one instruction (cvtne2ps puts r1's 16 values above
 ** r0's), then their words interleaved. */
 RN_TBF void rn_bf16_interleave(uint16_t *out, const float *r0, const float *r1, int n) {
     for (int j = 0; j < n; j += 16) {
-        const __mmask16 m = row_lanes(n, j);
+        const __mmask16 m = rn_lanes16(n, j);
         const __m512 a = _mm512_maskz_loadu_ps(m, r0 + j);
         const __m512 b = r1 ? _mm512_maskz_loadu_ps(m, r1 + j) : _mm512_setzero_ps();
-        store_turns(out, j, m, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+        _mm512_mask_storeu_epi32(out + 2 * j, m, rn_pair_turns((__m512i)_mm512_cvtne2ps_pbh(b, a)));
     }
 }
 
@@ -146,10 +132,10 @@ RN_TBF void rn_bf16_interleave(uint16_t *out, const float *r0, const float *r1, 
 ** values pair-interleaved, as rn_bf16_interleave does for fp32 rows. */
 RN_TBF void rn_bf16_interleave16(uint16_t *out, const uint16_t *r0, const uint16_t *r1, int n) {
     for (int j = 0; j < n; j += 16) {
-        const __mmask16 m = row_lanes(n, j);
+        const __mmask16 m = rn_lanes16(n, j);
         const __m256i a = _mm256_maskz_loadu_epi16(m, r0 + j);
         const __m256i b = r1 ? _mm256_maskz_loadu_epi16(m, r1 + j) : _mm256_setzero_si256();
-        store_turns(out, j, m, _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1));
+        _mm512_mask_storeu_epi32(out + 2 * j, m, rn_pair_turns(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1)));
     }
 }
 

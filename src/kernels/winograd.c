@@ -123,23 +123,12 @@ size_t rn_wino_dw_floats(const rn_conv_shape *s) {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
 
-#define RN_TBF __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma")))
-/* Inlined into the loops that call it: passed by pointer, the vectors of
-** a tile would go through memory at every call. */
-#define RN_ALWAYS inline __attribute__((always_inline))
-
-/* The mask of the lanes [i, i+16) below n: all 16, or the last few. */
-static inline __mmask16 lanes(int n, int i) {
-    return n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-}
+#include "bf16_simd.h"
 
 /* Two 16-float vectors rounded to bf16 and interleaved: a[0], b[0], a[1],
 ** b[1], ... (32 bf16: one pair-interleaved row of 16 columns). */
-static RN_TBF RN_ALWAYS __m512i pairs16(__m512 a, __m512 b) {
-    /* cvtne2ps puts b's 16 values above a's; this index takes them in turns */
-    const __m512i turns = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    return _mm512_permutexvar_epi16(turns, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+static RN_TBF RN_INLINE __m512i pairs16(__m512 a, __m512 b) {
+    return rn_pair_turns((__m512i)_mm512_cvtne2ps_pbh(b, a)); /* cvtne2ps puts b's 16 values above a's */
 }
 
 /* Blocks ahead that the weight transforms prefetch their rows of w for:
@@ -150,7 +139,7 @@ static RN_TBF RN_ALWAYS __m512i pairs16(__m512 a, __m512 b) {
 #define PACK_AHEAD 2
 
 /* U = G g G^T for 16 channels at once (u: the 16 elements, row-major). */
-static RN_TBF RN_ALWAYS void weights_tile(const __m512 g[9], __m512 u[16]) {
+static RN_TBF RN_INLINE void weights_tile(const __m512 g[9], __m512 u[16]) {
     const __m512 h = _mm512_set1_ps(0.5f);
     __m512 t[4][3]; /* G g */
     for (int j = 0; j < 3; j++) {
@@ -173,7 +162,7 @@ static RN_TBF void pack_forward(const float *w, int ci, int co, uint16_t *u) {
 #pragma omp for schedule(static)
     for (int blk = 0; blk < ci / 2 * nj; blk++) {
         const int k = blk / nj * 2, j0 = blk % nj * 16;
-        const __mmask16 m = lanes(co, j0);
+        const __mmask16 m = rn_lanes16(co, j0);
         __m512 g[9], u0[16], u1[16];
         for (int kk = 0; kk < 2; kk++) {
             for (int a = 0; a < 9; a++) {
@@ -191,7 +180,7 @@ static RN_TBF void pack_forward(const float *w, int ci, int co, uint16_t *u) {
 }
 
 /* Transposes the 8x8 matrix of 32-bit words in r (row i in r[i]). */
-static RN_TBF RN_ALWAYS void transpose8(__m256i r[8]) {
+static RN_TBF RN_INLINE void transpose8(__m256i r[8]) {
     __m256i t[8], q[8];
     for (int i = 0; i < 8; i += 2)
         t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
@@ -218,8 +207,8 @@ static RN_TBF void pack_turned(const float *w, int wci, int wco, uint16_t *u) {
     for (int blk = 0; blk < nj * nk; blk++) {
         const int j0 = blk / nk * 16, k0 = blk % nk * 16, left = ci - k0; /* ci is even */
         const int npr = left >= 16 ? 8 : left / 2;
-        const __mmask16 m = lanes(ci, k0);
-        const __mmask16 mj = lanes(co, j0);
+        const __mmask16 m = rn_lanes16(ci, k0);
+        const __mmask16 mj = rn_lanes16(co, j0);
         __m256i h[16][16]; /* [e][j - j0]: the 8 pairs of column j */
         for (int jj = 0; jj < 16; jj++) {
             __m512 g[9], t[16];
@@ -322,7 +311,7 @@ static RN_TBF void input_transform(const rn_wino_job *j, long long t0, int nt, i
         uint16_t *out = v + (size_t)t * c;
         prefetch_columns(row, x0 + 4, 2, c, j->w); /* the next tile's two new columns */
         for (int c0 = 0; c0 < c; c0 += 16) {
-            const __mmask16 m = lanes(c, c0);
+            const __mmask16 m = rn_lanes16(c, c0);
             __m512 q[16];
             patch16(row, colok, x0, c, c0, m, j->src, q);
             for (int e = 0; e < 16; e++) { /* a masked store only for the last, partial vector */
@@ -351,7 +340,7 @@ static RN_TBF void output_transform(const rn_wino_job *j, long long t0, int nt, 
         float *dst = j->dst + (((size_t)n * j->oh + 2 * ty) * j->ow + 2 * tx) * co + c0;
         const float *src = mb + (size_t)t * 64;
         for (int v = 0; v < w; v += 16) {
-            const __mmask16 m = lanes(w, v);
+            const __mmask16 m = rn_lanes16(w, v);
             __m512 a[4][4];
             for (int e = 0; e < 16; e++)
                 a[e / 4][e % 4] = _mm512_maskz_loadu_ps(m, src + e * es + v);
@@ -483,7 +472,7 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
     for (int e = 0; e < 16; e++)
         b[e] = _mm512_setzero_ps();
     for (int c0 = 0; c0 < ci; c0 += 16) {
-        const __mmask16 m = lanes(ci, c0);
+        const __mmask16 m = rn_lanes16(ci, c0);
         patch16(row[0], colok[0], x0[0], ci, c0, m, x, a);
         if (two)
             patch16(row[1], colok[1], x0[1], ci, c0, m, x, b);
@@ -493,7 +482,7 @@ static RN_TBF void pair_transform(const rn_conv_shape *s, const float *x, const 
                                      pairs16(a[e], b[e]));
     }
     for (int c0 = 0; c0 < co; c0 += 16) {
-        const __mmask16 m = lanes(co, c0);
+        const __mmask16 m = rn_lanes16(co, c0);
         grad16(dy, s->oh, s->ow, co, t0, c0, m, a);
         if (two)
             grad16(dy, s->oh, s->ow, co, t0 + 1, c0, m, b);
@@ -513,7 +502,7 @@ static RN_TBF void weight_output(const rn_conv_shape *s, const float *mb, int r,
     const __m512 h = _mm512_set1_ps(0.5f);
     const size_t plane = (size_t)s->ci * s->co;
     for (int v = 0; v < w; v += 16) {
-        const __mmask16 m = lanes(w, v);
+        const __mmask16 m = rn_lanes16(w, v);
         __m512 a[16], t[3][4];
         for (int e = 0; e < 16; e++)
             a[e] = _mm512_maskz_loadu_ps(m, mb + ((size_t)e * RB + r) * CB + v);
