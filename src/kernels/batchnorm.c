@@ -88,7 +88,7 @@ static RN_CLONES void fwd_moments_rows(size_t r0, size_t r1, int c, const float 
 /* The BN output before a ReLU, in the training forward's exact arithmetic
 ** (apply_rows), so that the backward can recompute the ReLU's mask from x
 ** bit for bit. */
-static inline __attribute__((always_inline)) float bn_out(float x, float shift, float dmu, float scale, float beta) {
+static RN_INLINE float bn_out(float x, float shift, float dmu, float scale, float beta) {
     return ((x - shift) - dmu) * scale + beta;
 }
 
@@ -103,21 +103,18 @@ typedef struct {
 /* dy at channel ch of row i, zero where the fused ReLU was off: mode 0 no
 ** ReLU, 1 from y, 2 recomputed (a constant in every caller, so the select
 ** vectorizes; gv is loaded unconditionally for the same reason). */
-static inline __attribute__((always_inline)) float masked_grad(const int mode, const bn_mask *mk, const float *xr,
-                                                               const float *gr, size_t i, int c, int ch) {
+static RN_INLINE float masked_grad(const int mode, const bn_mask *mk, const float *xr, const float *gr, size_t i, int c,
+                                   int ch) {
     const float gv = gr[ch];
-    if (mode == 1)
-        return mk->y[i * (size_t)c + ch] > 0.0f ? gv : 0.0f;
+    if (mode == 1) return mk->y[i * (size_t)c + ch] > 0.0f ? gv : 0.0f;
     if (mode == 2)
         return bn_out(xr[ch], mk->shift[ch], mk->dmu[ch], mk->scale[ch], mk->beta[ch]) > 0.0f ? gv : 0.0f;
     return gv;
 }
 
 /* bwd_moments_rows for one mask mode (a constant). */
-static inline __attribute__((always_inline)) void bwd_moments_mode(const int mode, size_t r0, size_t r1, int c,
-                                                                   const float *x, const bn_mask *mk,
-                                                                   const float *mean, const float *dy, double *s1,
-                                                                   double *s2) {
+static RN_INLINE void bwd_moments_mode(const int mode, size_t r0, size_t r1, int c, const float *x, const bn_mask *mk,
+                                       const float *mean, const float *dy, double *s1, double *s2) {
     float f1[c], f2[c];
     for (size_t b = r0; b < r1; b += BN_BLOCK) {
         const size_t e = b + BN_BLOCK < r1 ? b + BN_BLOCK : r1;
@@ -153,10 +150,9 @@ static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float 
 /* apply_rows for one form (constants): plus add (a row of it) when sum,
 ** then max(v, 0) when relu: the arithmetic of rn_add_relu_forward on bn's
 ** output, so fusing changes no bit. */
-static inline __attribute__((always_inline)) void apply_form(const int sum, const int relu, size_t r0, size_t r1, int c,
-                                                             const float *x, const float *shift, const float *dmu,
-                                                             const float *scale, const float *beta, const float *add,
-                                                             float *y) {
+static RN_INLINE void apply_form(const int sum, const int relu, size_t r0, size_t r1, int c, const float *x,
+                                 const float *shift, const float *dmu, const float *scale, const float *beta,
+                                 const float *add, float *y) {
     for (size_t i = r0; i < r1; i++) {
         const float *xr = x + i * (size_t)c, *ar = sum ? add + i * (size_t)c : NULL;
         float *yr = y + i * (size_t)c;
@@ -189,10 +185,9 @@ static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const float *x, co
 /* bwd_apply_rows for one mask mode and output form (constants): `set`
 ** 0 adds into dx, 1 overwrites it, 2 overwrites it in bf16 (dx then
 ** holds uint16_t, each value rounded as rn_bf16_from_f32 does). */
-static inline __attribute__((always_inline)) void bwd_apply_mode(const int mode, const int set, size_t r0, size_t r1,
-                                                                 int c, const float *x, const bn_mask *mk,
-                                                                 const float *mean, const float *coef, const float *dy,
-                                                                 void *dx) {
+static RN_INLINE void bwd_apply_mode(const int mode, const int set, size_t r0, size_t r1, int c, const float *x,
+                                     const bn_mask *mk, const float *mean, const float *coef, const float *dy,
+                                     void *dx) {
     const float *k = coef, *c1 = coef + c, *c2 = coef + 2 * c;
     for (size_t i = r0; i < r1; i++) {
         const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
@@ -209,10 +204,8 @@ static inline __attribute__((always_inline)) void bwd_apply_mode(const int mode,
 }
 
 /* bwd_apply_mode for mk's mask mode, `set` a constant. */
-static inline __attribute__((always_inline)) void bwd_apply_masked(const int set, size_t r0, size_t r1, int c,
-                                                                   const float *x, const bn_mask *mk,
-                                                                   const float *mean, const float *coef,
-                                                                   const float *dy, void *dx) {
+static RN_INLINE void bwd_apply_masked(const int set, size_t r0, size_t r1, int c, const float *x, const bn_mask *mk,
+                                       const float *mean, const float *coef, const float *dy, void *dx) {
     if (mk->y)
         bwd_apply_mode(1, set, r0, r1, c, x, mk, mean, coef, dy, dx);
     else if (mk->shift)

@@ -263,21 +263,20 @@ static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
 #endif
 
 /* Copies n floats. */
-static inline __attribute__((always_inline)) void copy_floats(float *restrict d, const float *restrict s, int n) {
+static RN_INLINE void copy_floats(float *restrict d, const float *restrict s, int n) {
     for (int i = 0; i < n; i++)
         d[i] = s[i];
 }
 
 /* Zeroes n floats. */
-static inline __attribute__((always_inline)) void zero_floats(float *d, int n) {
+static RN_INLINE void zero_floats(float *d, int n) {
     for (int i = 0; i < n; i++)
         d[i] = 0.0f;
 }
 
 /* Writes n floats from s at element o of out, an fp32 array or (bf) a
 ** bf16 one, rounding (16 at a time, cpu.h). */
-static inline __attribute__((always_inline)) void put_copy(void *out, size_t o, const float *restrict s, int n,
-                                                           const int bf) {
+static RN_INLINE void put_copy(void *out, size_t o, const float *restrict s, int n, const int bf) {
     if (bf)
         rn_bf16_convert((uint16_t *)out + o, s, n);
     else
@@ -285,7 +284,7 @@ static inline __attribute__((always_inline)) void put_copy(void *out, size_t o, 
 }
 
 /* Writes n zeros at element o of out (fp32, or bf16 when bf). */
-static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, int n, const int bf) {
+static RN_INLINE void put_zero(void *out, size_t o, int n, const int bf) {
     if (bf) {
         uint16_t *d = (uint16_t *)out + o;
         for (int i = 0; i < n; i++)
@@ -298,8 +297,7 @@ static inline __attribute__((always_inline)) void put_zero(void *out, size_t o, 
 /* Writes n values of g's source, from element si on, at element o of
 ** out: fp32 (widened from a bf16 source), or (bf) bf16, rounded from an
 ** fp32 source or copied from a bf16 one (srcb). */
-static inline __attribute__((always_inline)) void put_src(void *out, size_t o, const gjob *g, size_t si, int n,
-                                                          const int bf) {
+static RN_INLINE void put_src(void *out, size_t o, const gjob *g, size_t si, int n, const int bf) {
     if (g->srcb) {
         const uint16_t *s = g->srcb + si;
         if (bf) {
@@ -322,8 +320,8 @@ static inline __attribute__((always_inline)) void put_src(void *out, size_t o, c
 ** consecutive source pixels, so each row is one copy of its in-bounds part
 ** between two runs of zeros (whether a tap is in bounds is separable: rows
 ** by u, columns by v). */
-static inline __attribute__((always_inline)) void gather_pixel(const gjob *g, int n, int i, int j, int k0, int k1,
-                                                               void *out, size_t o, const int bf) {
+static RN_INLINE void gather_pixel(const gjob *g, int n, int i, int j, int k0, int k1, void *out, size_t o,
+                                   const int bf) {
     const int cs = g->cs, rl = g->nv * cs;
     const int y0 = i * g->step + g->dh0, x0 = j * g->step + g->dw0;
     const int vlo = imin(x0 < 0 ? -x0 : 0, g->nv), vhi = imax(imin(g->nv, g->sw - x0), vlo);
@@ -433,8 +431,7 @@ static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long l
 }
 
 /* pad_rows' loop, for an fp32 or (bf) a bf16 buffer. */
-static inline __attribute__((always_inline)) void pad_rows_as(const gjob *g, int n, int ylo, int nrows, int pw,
-                                                              void *buf, const int bf) {
+static RN_INLINE void pad_rows_as(const gjob *g, int n, int ylo, int nrows, int pw, void *buf, const int bf) {
     const int cs = g->cs, x0 = g->dw0;
     const int a = imin(imax(-x0, 0), pw), b = imax(imin(pw, g->sw - x0), a); /* in-bounds columns */
     for (int r = 0; r < nrows; r++) {

@@ -264,8 +264,8 @@ static int tile_taps(const float *src, int h, int w, int c, int th, int tw, int 
 /* q = B^T d B for the 16 channels [c0, c0+16) (m: those that exist) of
 ** the 4x4 patch whose rows and columns tile_taps found (q: the 16
 ** elements, row-major); safe: any address inside the source. */
-static inline __attribute__((always_inline)) RN_TBF void patch16(const float *row[4], const int colok[4], int x0, int c,
-                                                                 int c0, __mmask16 m, const float *safe, __m512 q[16]) {
+static RN_INLINE RN_TBF void patch16(const float *row[4], const int colok[4], int x0, int c, int c0, __mmask16 m,
+                                     const float *safe, __m512 q[16]) {
     __m512 r[4][4];
     for (int k = 0; k < 4; k++) { /* B^T d, a column at a time (fewer live registers) */
         __m512 d[4];
@@ -289,7 +289,7 @@ static inline __attribute__((always_inline)) RN_TBF void patch16(const float *ro
 ** next tile's, whose loads otherwise stall the transform (rows a whole
 ** image row apart defeat the hardware prefetcher; stage 1 of resnet18 ran
 ** 1.2-1.3x faster than direct without this, 1.45-1.5x with it). */
-static inline __attribute__((always_inline)) void prefetch_columns(const float *row[4], int x, int cnt, int c, int w) {
+static RN_INLINE void prefetch_columns(const float *row[4], int x, int cnt, int c, int w) {
     if (x < 0 || x + cnt > w)
         return;
     for (int i = 0; i < 4; i++)
@@ -434,8 +434,8 @@ _Static_assert(16 * RB * CB == RN_WINO_DW_THREAD_FLOATS, "a unit's sums fill the
 ** c0+16) (m: those that exist) of tile t of dy: (N, OH, OW, C), gradients
 ** past the edge zero. A^T = | 1 1  1  0 |
 **                           | 0 1 -1 -1 |. */
-static inline __attribute__((always_inline)) RN_TBF void grad16(const float *dy, int oh, int ow, int c, long long t,
-                                                                int c0, __mmask16 m, __m512 g[16]) {
+static RN_INLINE RN_TBF void grad16(const float *dy, int oh, int ow, int c, long long t, int c0, __mmask16 m,
+                                    __m512 g[16]) {
     const int th = (oh + 1) / 2, tw = (ow + 1) / 2;
     const int tx = (int)(t % tw), ty = (int)(t / tw % th), n = (int)(t / tw / th);
     const __m512 z = _mm512_setzero_ps();
