@@ -1542,6 +1542,9 @@ static void test_maxpool_picks_special(tally *t, rng *r) {
         const int u = (int)urand(r, 0, 9.99f);
         x[i] = vals[u < 4 ? u % 2 : u < 6 ? 2 + u % 2 : 4 + u % 2];
     }
+    for (int ch = 0; ch < 5; ch++) /* and some surely: the corner window (0,0) of five channels */
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) x[((size_t)i * 8 + j) * 19 + ch] = -INFINITY;
     fill(r, dy, ny, -1, 1);
     memset(dx, 0, nx * sizeof(float));
     rn_maxpool_forward(&s, x, y);
