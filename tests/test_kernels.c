@@ -380,6 +380,71 @@ static void test_conv_bf16_grad(tally *t, const rn_conv_shape *s, const float *x
     free(dyh), free(dyw), free(ws), free(g[0]), free(g[1]), free(g[2]);
 }
 
+/* The forward of shape s writing y in bf16 (RN_BF16_ACT) equals the fp32
+** forward's y rounded value by value (rn_bf16_from_f32), bit for bit, at 1
+** and 2 threads, and writes nothing past y's end: the same sums, computed
+** into a tile of the thread's scratch instead of y, then rounded. */
+static void test_conv_bf16_act(tally *t, const rn_conv_shape *s, const float *x, const float *wt, const float *b,
+                               const char *tag) {
+    const size_t ny = (size_t)s->n * s->oh * s->ow * s->co;
+    float *y = falloc(ny), *ws = falloc(rn_conv_workspace(s, 2));
+    uint16_t *h = malloc((ny + 16) * sizeof(uint16_t));
+    int same = h != NULL;
+    rn_conv_forward_ws(s, x, wt, b, y, ws);
+    const int saved = omp_get_max_threads();
+    for (int ti = 0; same && ti < 2; ti++) {
+        omp_set_num_threads(ti + 1);
+        for (int k = 0; k < 16; k++) h[ny + k] = 0x5555;
+        rn_conv_forward_ex(s, x, wt, b, h, ws, RN_BF16_ACT);
+        for (size_t k = 0; k < ny; k++) same &= h[k] == rn_bf16_from_f32(y[k]);
+        for (int k = 0; k < 16; k++) same &= h[ny + k] == 0x5555;
+    }
+    omp_set_num_threads(saved);
+    report_bool(t, same, "conv forward into bf16 rounds the fp32 y, bit for bit, at 1 and 2 threads %s", tag);
+    free(y), free(ws), free(h);
+}
+
+/* Shape s's forward and weight gradient reading x in bf16 (RN_BF16_X,
+** uint16_t) equal, bit for bit, the direct passes (no Winograd) reading
+** those values widened to fp32, and its backward-data (which does not read
+** x, and may run by Winograd) the same shape's from fp32; where
+** rn_conv_takes_bf16_x, all of it equals the passes reading the unrounded
+** x (they round it the same way): what the planner's bf16 BN outputs rely
+** on. An fp32 shape given a bf16 x widens it. */
+static void test_conv_bf16_x(tally *t, const rn_conv_shape *s, const float *x, const float *wt, const float *b,
+                             const float *dy, const char *tag) {
+    const size_t nx = (size_t)s->n * s->h * s->w * s->ci, ny = (size_t)s->n * s->oh * s->ow * s->co;
+    const size_t nw = (size_t)s->k * s->k * s->ci * s->co, all = ny + nx + nw + s->co;
+    uint16_t *xh = malloc(nx * sizeof(uint16_t));
+    float *xw = falloc(nx), *o[3];
+    for (size_t i = 0; i < nx; i++) xh[i] = rn_bf16_from_f32(x[i]), xw[i] = rn_bf16_to_f32(xh[i]);
+    const void *src[3] = {xh, xw, x};
+    rn_conv_shape direct = *s, fp = *s;
+    direct.winograd = 0, fp.bf16 = fp.winograd = 0;
+    float *ws = falloc(rn_conv_workspace(s, 0));
+    int exact = 1, widened = 1;
+    for (int pass = 0; pass < 2; pass++) { /* the bf16 shape, then fp32 */
+        for (int k = 0; k < (pass ? 2 : 3); k++) {
+            const rn_conv_shape *sh = pass ? &fp : k == 1 ? &direct : s;
+            const int fl = k == 0 ? RN_BF16_X : 0;
+            o[k] = falloc(all);
+            memset(o[k] + ny + nx, 0, (nw + s->co) * sizeof(float));
+            rn_conv_forward_ex(sh, src[k], wt, b, o[k], ws, fl);
+            rn_conv_backward_ex(sh, src[k], wt, dy, o[k] + ny, o[k] + ny + nx, o[k] + ny + nx + nw, ws,
+                                RN_FUSE_SET | fl);
+        }
+        const float *dxref = o[pass ? 1 : 2] + ny; /* the same shape's backward-data */
+        widened &= !memcmp(o[0], o[1], ny * sizeof(float)) && !memcmp(o[0] + ny, dxref, nx * sizeof(float)) &&
+                   !memcmp(o[0] + ny + nx, o[1] + ny + nx, (nw + s->co) * sizeof(float));
+        if (!pass) exact = !memcmp(o[0], o[2], all * sizeof(float));
+        for (int k = 0; k < (pass ? 2 : 3); k++) free(o[k]);
+    }
+    const int takes = rn_conv_takes_bf16_x(s);
+    report_bool(t, widened && (!takes || exact), "conv fwd+bwd from a bf16 x equals it from fp32%s, fp32 shape too %s",
+                takes ? " (exact)" : " (widened)", tag);
+    free(xh), free(xw), free(ws);
+}
+
 /* The vector conversions (vcvtneps2bf16, cpu.h) against the scalar
 ** rn_bf16_from_f32 that the tests' references use, bit for bit, on the
 ** special cases (ties to even, denormals, NaN, infinities, overflow) and
@@ -489,6 +554,8 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
         free(f), free(ws);
     }
     if (on) test_conv_bf16_grad(t, &sb, x, wt, dy, tag);
+    test_conv_bf16_act(t, &sb, x, wt, b, tag);
+    test_conv_bf16_x(t, &sb, x, wt, b, dy, tag);
     free(x), free(wt), free(b), free(dy), free(g0), free(out[0]), free(out[1]), free(xb), free(wb), free(dyb);
     free(yr), free(yf), free(gr), free(gf);
 }
@@ -686,6 +753,8 @@ static void test_conv_winograd(tally *t, rng *r, int n, int h, int w, int ci, in
     report(t, ew, fmin(2e-2, 4 * ed), "winograd y, dx, dw vs fp32 within 4x direct bf16's %.1e %s", ed, tag);
     report_bool(t, !rn_conv_takes_bf16_grad(&sw), "winograd takes no bf16 dy as exact %s", tag);
     test_conv_bf16_grad(t, &sw, x, wt, dy, tag); /* a bf16 dy runs the direct passes */
+    test_conv_bf16_act(t, &sw, x, wt, b, tag);    /* the output transform rounds as it stores */
+    test_conv_bf16_x(t, &sw, x, wt, b, dy, tag);  /* a bf16 x runs the direct passes */
     for (int ti = 0; ti < 2; ti++) free(y[ti]), free(dxa[ti]), free(dxs[ti]), free(dw[ti]);
     free(x), free(wt), free(b), free(dy), free(dx0), free(wf), free(yd), free(dxd), free(dwd), free(ws);
     free(yr), free(dxr), free(dxz), free(yf), free(dxf), free(dwr), free(dwf);
@@ -1415,6 +1484,92 @@ static void test_bn_fused(tally *t, rng *r, int n, int h, int w, int c, float of
     free(dxs[0]), free(dxs[1]);
 }
 
+/* BN reading x in bf16 (RN_BF16_ACT) equals BN reading those values
+** widened to fp32, bit for bit, in every pass and form: the training
+** forward (plain, with ReLU and a kept mask, with a residual and ReLU;
+** y, statistics, running statistics and the kept dmu and scale), the eval
+** forward, and the backward in each mask mode (none, from y, recomputed
+** from x) adding, overwriting and writing bf16 (dx, dgamma, dbeta). */
+static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float offset) {
+    const size_t m = (size_t)n * h * w, nx = m * c;
+    char tag[96];
+    snprintf(tag, sizeof tag, "n=%d %dx%d c=%d mean~%g", n, h, w, c, offset);
+    const float eps = 1e-5f, mom = 0.1f;
+    float *x = falloc(nx), *g = falloc(c), *be = falloc(c), *skip = falloc(nx), *dy = falloc(nx), *dx0 = falloc(nx);
+    uint16_t *xh = malloc(nx * sizeof(uint16_t));
+    fill(r, x, nx, offset - 2, offset + 2), fill(r, g, c, 0.5f, 1.5f), fill(r, be, c, -0.5f, 0.5f);
+    fill(r, skip, nx, -2, 2), fill(r, dy, nx, -1, 1), fill(r, dx0, nx, -1, 1);
+    for (size_t k = 0; k < nx; k++) xh[k] = rn_bf16_from_f32(x[k]), x[k] = rn_bf16_to_f32(xh[k]);
+    const void *src[2] = {x, xh};
+    float *st[2][8], *y[2], *dx[2];
+    uint16_t *dh[2];
+    float *rm = falloc(c), *rv = falloc(c);
+    fill(r, rm, c, offset - 1, offset + 1), fill(r, rv, c, 0.5f, 1.5f);
+    int same = 1;
+    for (int form = 0; form < 3; form++) { /* training forward: plain, relu + kept mask, residual + relu */
+        for (int v = 0; v < 2; v++) {
+            for (int k = 0; k < 6; k++) st[v][k] = falloc(c);
+            memcpy(st[v][2], rm, c * 4), memcpy(st[v][3], rv, c * 4); /* running mean, var */
+            y[v] = falloc(nx);
+            const rn_bn_relu_mask keep = {st[v][4], st[v][5], be};
+            rn_bn_forward_train_sync(m, c, src[v], g, be, eps, mom, st[v][2], st[v][3], st[v][0], st[v][1], y[v],
+                                     (form ? RN_FUSE_RELU : 0) | (v ? RN_BF16_ACT : 0), NULL,
+                                     form == 1 ? &keep : NULL, form == 2 ? skip : NULL);
+        }
+        same &= !memcmp(y[0], y[1], nx * 4);
+        for (int k = 0; k < (form == 1 ? 6 : 4); k++) same &= !memcmp(st[0][k], st[1][k], c * 4);
+        if (form == 1) /* the backward, with these statistics and this mask */
+            for (int mode = 0; mode < 3; mode++)
+                for (int set = 0; set < 3; set++) {
+                    for (int v = 0; v < 2; v++) {
+                        const rn_bn_relu_mask kept = {st[v][4], st[v][5], be};
+                        st[v][6] = fzero(c), st[v][7] = fzero(c), dx[v] = fdup(dx0, nx);
+                        dh[v] = malloc(nx * sizeof(uint16_t));
+                        const int fl = (mode ? RN_FUSE_RELU : 0) | (v ? RN_BF16_ACT : 0) |
+                                       (set == 1 ? RN_FUSE_SET : set == 2 ? RN_BF16_GRAD : 0);
+                        rn_bn_backward_sync(m, c, src[v], mode == 1 ? y[v] : NULL, g, st[v][0], st[v][1], dy,
+                                            set == 2 ? (void *)dh[v] : dx[v], st[v][6], st[v][7], fl, NULL,
+                                            mode == 2 ? &kept : NULL);
+                    }
+                    same &= !memcmp(st[0][6], st[1][6], c * 4) && !memcmp(st[0][7], st[1][7], c * 4);
+                    same &= set == 2 ? !memcmp(dh[0], dh[1], nx * 2) : !memcmp(dx[0], dx[1], nx * 4);
+                    for (int v = 0; v < 2; v++) free(st[v][6]), free(st[v][7]), free(dx[v]), free(dh[v]);
+                }
+        for (int v = 0; v < 2; v++) {
+            for (int k = 0; k < 6; k++) free(st[v][k]);
+            free(y[v]);
+        }
+    }
+    report_bool(t, same, "bn train fwd (3 forms) and bwd (3 masks x 3 outputs) from bf16 x equal them from fp32 %s",
+                tag);
+    for (int v = 0; v < 2; v++) {
+        y[v] = falloc(nx);
+        rn_bn_forward_eval_ex(m, c, src[v], g, be, eps, rm, rv, y[v], RN_FUSE_RELU | (v ? RN_BF16_ACT : 0));
+    }
+    report_bool(t, !memcmp(y[0], y[1], nx * 4), "bn eval fwd from bf16 x equals it from fp32 %s", tag);
+    /* y written in bf16 (RN_BF16_X): the fp32 y rounded, training (with the
+    ** ReLU, from a bf16 x) and eval */
+    uint16_t *yh = malloc(nx * sizeof(uint16_t));
+    float *mu = falloc(c), *is = falloc(c);
+    int rounded = 1;
+    for (int ev = 0; ev < 2; ev++) {
+        const int fl = RN_FUSE_RELU | RN_BF16_ACT;
+        if (ev) {
+            rn_bn_forward_eval_ex(m, c, xh, g, be, eps, rm, rv, y[0], fl);
+            rn_bn_forward_eval_ex(m, c, xh, g, be, eps, rm, rv, yh, fl | RN_BF16_X);
+        } else {
+            rn_bn_forward_train_sync(m, c, xh, g, be, eps, mom, NULL, NULL, mu, is, y[0], fl, NULL, NULL, NULL);
+            rn_bn_forward_train_sync(m, c, xh, g, be, eps, mom, NULL, NULL, mu, is, yh, fl | RN_BF16_X, NULL, NULL,
+                                     NULL);
+        }
+        for (size_t k = 0; k < nx; k++) rounded &= yh[k] == rn_bf16_from_f32(y[0][k]);
+    }
+    report_bool(t, rounded, "bn train and eval fwd writing y in bf16 round the fp32 y, bit for bit %s", tag);
+    free(yh), free(mu), free(is);
+    free(y[0]), free(y[1]), free(rm), free(rv);
+    free(x), free(g), free(be), free(skip), free(dy), free(dx0), free(xh);
+}
+
 /* Add + ReLU forward (in place on either operand), the in-place ReLU
 ** mask, overwriting ReLU backward and add backward with one operand
 ** skipped, against plain loops. Exact: the same float operations. */
@@ -1672,6 +1827,9 @@ int main(void) {
     test_bn_fused(&t, &r, 3, 7, 5, 17, 0.0f);
     test_bn_fused(&t, &r, 2, 14, 14, 64, 0.0f);
     test_bn_fused(&t, &r, 3, 7, 5, 33, 50.0f);
+    test_bn_bf16_act(&t, &r, 1, 1, 5, 1, 0.0f);
+    test_bn_bf16_act(&t, &r, 3, 7, 5, 17, 0.0f);
+    test_bn_bf16_act(&t, &r, 2, 14, 14, 64, 30.0f);
     test_bn_sync(&t, &r, 96, 32, 17, 0.0f);
     test_bn_sync(&t, &r, 391, 200, 64, 30.0f); /* ranks with other means: the shifts differ */
     test_bn_sync(&t, &r, 40, 0, 5, 1.0f);      /* rank 0 holds no rows */

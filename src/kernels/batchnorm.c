@@ -13,6 +13,10 @@
 **     caller need not zero dx when this is its first contribution;
 **   - RN_BF16_GRAD: the backward writes dx rounded to bf16, for the bf16
 **     convolution before the BN, which would round it anyway;
+**   - RN_BF16_ACT: x, the output of a bf16 convolution, is held in bf16
+**     and widened as it is read (every pass reads x: half the bytes);
+**   - RN_BF16_X: the forward writes y rounded to bf16, for the bf16
+**     convolutions reading it, which would round it anyway;
 **   - rn_bn_fold: eval-mode BN folded into the preceding convolution.
 **
 ** Each kernel is two passes at most over memory: the per-channel reductions
@@ -61,19 +65,22 @@ static void ordered_add(int n, double *dst, const double *src) {
 ** spread of the channel, not its mean). */
 #define BN_BLOCK 16
 
-/* Forward moments of rows [r0, r1): s1 += x - shift, s2 += (x - shift)^2,
-** summed in float over blocks of BN_BLOCK rows, the blocks in double.
-** x: (M,C)  shift: (C)  s1, s2: (C) */
-static RN_CLONES void fwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const float *shift, double *s1,
-                                       double *s2) {
+/* Element k of x: an fp32 array, or (xb: RN_BF16_ACT) a bf16 one, widened
+** exactly. xb is a constant in every caller, so the loops vectorize. */
+static RN_INLINE float xat(const void *x, const int xb, size_t k) {
+    return xb ? rn_bf16_to_f32(((const uint16_t *)x)[k]) : ((const float *)x)[k];
+}
+
+/* fwd_moments_rows for x in fp32 or (xb) bf16. */
+static RN_INLINE void fwd_moments_as(const int xb, size_t r0, size_t r1, int c, const void *x, const float *shift,
+                                     double *s1, double *s2) {
     float f1[c], f2[c];
     for (size_t b = r0; b < r1; b += BN_BLOCK) {
         const size_t e = b + BN_BLOCK < r1 ? b + BN_BLOCK : r1;
         for (int ch = 0; ch < c; ch++) f1[ch] = f2[ch] = 0.0f;
         for (size_t i = b; i < e; i++) {
-            const float *xr = x + i * (size_t)c;
             for (int ch = 0; ch < c; ch++) {
-                float d = xr[ch] - shift[ch];
+                float d = xat(x, xb, i * (size_t)c + ch) - shift[ch];
                 f1[ch] += d;
                 f2[ch] += d * d;
             }
@@ -83,6 +90,17 @@ static RN_CLONES void fwd_moments_rows(size_t r0, size_t r1, int c, const float 
             s2[ch] += f2[ch];
         }
     }
+}
+
+/* Forward moments of rows [r0, r1): s1 += x - shift, s2 += (x - shift)^2,
+** summed in float over blocks of BN_BLOCK rows, the blocks in double; x is
+** bf16 when xb.  x: (M,C)  shift: (C)  s1, s2: (C) */
+static RN_CLONES void fwd_moments_rows(size_t r0, size_t r1, int c, const void *x, int xb, const float *shift,
+                                       double *s1, double *s2) {
+    if (xb)
+        fwd_moments_as(1, r0, r1, c, x, shift, s1, s2);
+    else
+        fwd_moments_as(0, r0, r1, c, x, shift, s1, s2);
 }
 
 /* The BN output before a ReLU, in the training forward's exact arithmetic
@@ -101,30 +119,30 @@ typedef struct {
 } bn_mask;
 
 /* dy at channel ch of row i, zero where the fused ReLU was off: mode 0 no
-** ReLU, 1 from y, 2 recomputed (a constant in every caller, so the select
-** vectorizes; gv is loaded unconditionally for the same reason). */
-static RN_INLINE float masked_grad(const int mode, const bn_mask *mk, const float *xr, const float *gr, size_t i, int c,
+** ReLU, 1 from y, 2 recomputed from xv, x's value there (a constant in
+** every caller, so the select vectorizes; gv is loaded unconditionally for
+** the same reason). */
+static RN_INLINE float masked_grad(const int mode, const bn_mask *mk, float xv, const float *gr, size_t i, int c,
                                    int ch) {
     const float gv = gr[ch];
     if (mode == 1) return mk->y[i * (size_t)c + ch] > 0.0f ? gv : 0.0f;
-    if (mode == 2)
-        return bn_out(xr[ch], mk->shift[ch], mk->dmu[ch], mk->scale[ch], mk->beta[ch]) > 0.0f ? gv : 0.0f;
+    if (mode == 2) return bn_out(xv, mk->shift[ch], mk->dmu[ch], mk->scale[ch], mk->beta[ch]) > 0.0f ? gv : 0.0f;
     return gv;
 }
 
-/* bwd_moments_rows for one mask mode (a constant). */
-static RN_INLINE void bwd_moments_mode(const int mode, size_t r0, size_t r1, int c, const float *x, const bn_mask *mk,
-                                       const float *mean, const float *dy, double *s1, double *s2) {
+/* bwd_moments_rows for one mask mode and x's type (constants). */
+static RN_INLINE void bwd_moments_mode(const int mode, const int xb, size_t r0, size_t r1, int c, const void *x,
+                                       const bn_mask *mk, const float *mean, const float *dy, double *s1, double *s2) {
     float f1[c], f2[c];
     for (size_t b = r0; b < r1; b += BN_BLOCK) {
         const size_t e = b + BN_BLOCK < r1 ? b + BN_BLOCK : r1;
         for (int ch = 0; ch < c; ch++) f1[ch] = f2[ch] = 0.0f;
         for (size_t i = b; i < e; i++) {
-            const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
+            const float *gr = dy + i * (size_t)c;
             for (int ch = 0; ch < c; ch++) {
-                const float g = masked_grad(mode, mk, xr, gr, i, c, ch);
+                const float xv = xat(x, xb, i * (size_t)c + ch), g = masked_grad(mode, mk, xv, gr, i, c, ch);
                 f1[ch] += g;
-                f2[ch] += g * (xr[ch] - mean[ch]);
+                f2[ch] += g * (xv - mean[ch]);
             }
         }
         for (int ch = 0; ch < c; ch++) {
@@ -134,67 +152,98 @@ static RN_INLINE void bwd_moments_mode(const int mode, size_t r0, size_t r1, int
     }
 }
 
-/* Backward moments of rows [r0, r1): with g = dy, masked by the fused
-** ReLU (mk): s1 += g, s2 += g * (x - mean), summed as fwd_moments_rows does.
-** x, dy: (M,C)  mean, s1, s2: (C) */
-static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const float *x, const bn_mask *mk,
-                                       const float *mean, const float *dy, double *s1, double *s2) {
+/* bwd_moments_rows for x's type (a constant). */
+static RN_INLINE void bwd_moments_as(const int xb, size_t r0, size_t r1, int c, const void *x, const bn_mask *mk,
+                                     const float *mean, const float *dy, double *s1, double *s2) {
     if (mk->y)
-        bwd_moments_mode(1, r0, r1, c, x, mk, mean, dy, s1, s2);
+        bwd_moments_mode(1, xb, r0, r1, c, x, mk, mean, dy, s1, s2);
     else if (mk->shift)
-        bwd_moments_mode(2, r0, r1, c, x, mk, mean, dy, s1, s2);
+        bwd_moments_mode(2, xb, r0, r1, c, x, mk, mean, dy, s1, s2);
     else
-        bwd_moments_mode(0, r0, r1, c, x, mk, mean, dy, s1, s2);
+        bwd_moments_mode(0, xb, r0, r1, c, x, mk, mean, dy, s1, s2);
+}
+
+/* Backward moments of rows [r0, r1): with g = dy, masked by the fused
+** ReLU (mk): s1 += g, s2 += g * (x - mean), summed as fwd_moments_rows does;
+** x is bf16 when xb.  x, dy: (M,C)  mean, s1, s2: (C) */
+static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const void *x, int xb, const bn_mask *mk,
+                                       const float *mean, const float *dy, double *s1, double *s2) {
+    if (xb)
+        bwd_moments_as(1, r0, r1, c, x, mk, mean, dy, s1, s2);
+    else
+        bwd_moments_as(0, r0, r1, c, x, mk, mean, dy, s1, s2);
 }
 
 /* apply_rows for one form (constants): plus add (a row of it) when sum,
 ** then max(v, 0) when relu: the arithmetic of rn_add_relu_forward on bn's
 ** output, so fusing changes no bit. */
-static RN_INLINE void apply_form(const int sum, const int relu, size_t r0, size_t r1, int c, const float *x,
-                                 const float *shift, const float *dmu, const float *scale, const float *beta,
-                                 const float *add, float *y) {
+static RN_INLINE void apply_form(const int sum, const int relu, const int xb, const int yb, size_t r0, size_t r1,
+                                 int c, const void *x, const float *shift, const float *dmu, const float *scale,
+                                 const float *beta, const float *add, void *y) {
     for (size_t i = r0; i < r1; i++) {
-        const float *xr = x + i * (size_t)c, *ar = sum ? add + i * (size_t)c : NULL;
-        float *yr = y + i * (size_t)c;
+        const float *ar = sum ? add + i * (size_t)c : NULL;
+        float *yr = (float *)y + i * (size_t)c;
+        uint16_t *hr = (uint16_t *)y + i * (size_t)c;
         for (int ch = 0; ch < c; ch++) {
-            float v = bn_out(xr[ch], shift[ch], dmu[ch], scale[ch], beta[ch]);
+            float v = bn_out(xat(x, xb, i * (size_t)c + ch), shift[ch], dmu[ch], scale[ch], beta[ch]);
             if (sum)
                 v = v + ar[ch];
-            yr[ch] = relu ? (v > 0.0f ? v : 0.0f) : v;
+            v = relu ? (v > 0.0f ? v : 0.0f) : v;
+            if (yb)
+                hr[ch] = rn_bf16_from_f32(v);
+            else
+                yr[ch] = v;
         }
     }
+}
+
+/* apply_rows for x's and y's types (constants). */
+static RN_INLINE void apply_as(const int xb, const int yb, size_t r0, size_t r1, int c, const void *x,
+                               const float *shift, const float *dmu, const float *scale, const float *beta,
+                               const float *add, int relu, void *y) {
+    if (add && relu)
+        apply_form(1, 1, xb, yb, r0, r1, c, x, shift, dmu, scale, beta, add, y);
+    else if (add)
+        apply_form(1, 0, xb, yb, r0, r1, c, x, shift, dmu, scale, beta, add, y);
+    else if (relu)
+        apply_form(0, 1, xb, yb, r0, r1, c, x, shift, dmu, scale, beta, NULL, y);
+    else
+        apply_form(0, 0, xb, yb, r0, r1, c, x, shift, dmu, scale, beta, NULL, y);
 }
 
 /* Apply pass of rows [r0, r1): y = (x - sub) * scale + beta, plus add when
 ** not NULL (a residual), then max(y, 0) when relu. Serves both the training
 ** forward (sub = the batch mean, taken as shift + dmu so that it does not
-** cancel) and the eval forward. y may be x.
+** cancel) and the eval forward. y may be x (both fp32); x is bf16 when
+** xb, y is written rounded to bf16 when yb.
 ** x, add, y: (M,C)  sub, scale, beta: (C) */
-static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const float *x, const float *shift, const float *dmu,
-                                 const float *scale, const float *beta, const float *add, int relu, float *y) {
-    if (add && relu)
-        apply_form(1, 1, r0, r1, c, x, shift, dmu, scale, beta, add, y);
-    else if (add)
-        apply_form(1, 0, r0, r1, c, x, shift, dmu, scale, beta, add, y);
-    else if (relu)
-        apply_form(0, 1, r0, r1, c, x, shift, dmu, scale, beta, NULL, y);
+static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const void *x, int xb, const float *shift,
+                                 const float *dmu, const float *scale, const float *beta, const float *add, int relu,
+                                 void *y, int yb) {
+    if (xb && yb)
+        apply_as(1, 1, r0, r1, c, x, shift, dmu, scale, beta, add, relu, y);
+    else if (xb)
+        apply_as(1, 0, r0, r1, c, x, shift, dmu, scale, beta, add, relu, y);
+    else if (yb)
+        apply_as(0, 1, r0, r1, c, x, shift, dmu, scale, beta, add, relu, y);
     else
-        apply_form(0, 0, r0, r1, c, x, shift, dmu, scale, beta, NULL, y);
+        apply_as(0, 0, r0, r1, c, x, shift, dmu, scale, beta, add, relu, y);
 }
 
 /* bwd_apply_rows for one mask mode and output form (constants): `set`
 ** 0 adds into dx, 1 overwrites it, 2 overwrites it in bf16 (dx then
 ** holds uint16_t, each value rounded as rn_bf16_from_f32 does). */
-static RN_INLINE void bwd_apply_mode(const int mode, const int set, size_t r0, size_t r1, int c, const float *x,
-                                     const bn_mask *mk, const float *mean, const float *coef, const float *dy,
-                                     void *dx) {
+static RN_INLINE void bwd_apply_mode(const int mode, const int set, const int xb, size_t r0, size_t r1, int c,
+                                     const void *x, const bn_mask *mk, const float *mean, const float *coef,
+                                     const float *dy, void *dx) {
     const float *k = coef, *c1 = coef + c, *c2 = coef + 2 * c;
     for (size_t i = r0; i < r1; i++) {
-        const float *xr = x + i * (size_t)c, *gr = dy + i * (size_t)c;
+        const float *gr = dy + i * (size_t)c;
         float *dr = (float *)dx + i * (size_t)c;
         uint16_t *hr = (uint16_t *)dx + i * (size_t)c;
         for (int ch = 0; ch < c; ch++) {
-            const float v = k[ch] * masked_grad(mode, mk, xr, gr, i, c, ch) - c1[ch] - c2[ch] * (xr[ch] - mean[ch]);
+            const float xv = xat(x, xb, i * (size_t)c + ch);
+            const float v = k[ch] * masked_grad(mode, mk, xv, gr, i, c, ch) - c1[ch] - c2[ch] * (xv - mean[ch]);
             if (set == 2)
                 hr[ch] = rn_bf16_from_f32(v);
             else
@@ -203,30 +252,47 @@ static RN_INLINE void bwd_apply_mode(const int mode, const int set, size_t r0, s
     }
 }
 
-/* bwd_apply_mode for mk's mask mode, `set` a constant. */
-static RN_INLINE void bwd_apply_masked(const int set, size_t r0, size_t r1, int c, const float *x, const bn_mask *mk,
-                                       const float *mean, const float *coef, const float *dy, void *dx) {
+/* bwd_apply_mode for mk's mask mode, `set` and xb constants. */
+static RN_INLINE void bwd_apply_masked(const int set, const int xb, size_t r0, size_t r1, int c, const void *x,
+                                       const bn_mask *mk, const float *mean, const float *coef, const float *dy,
+                                       void *dx) {
     if (mk->y)
-        bwd_apply_mode(1, set, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_mode(1, set, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
     else if (mk->shift)
-        bwd_apply_mode(2, set, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_mode(2, set, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
     else
-        bwd_apply_mode(0, set, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_mode(0, set, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+}
+
+/* bwd_apply_masked for x's type (a constant). */
+static RN_INLINE void bwd_apply_as(const int xb, size_t r0, size_t r1, int c, const void *x, const bn_mask *mk,
+                                   const float *mean, const float *coef, const float *dy, int set, void *dx) {
+    if (set == 2)
+        bwd_apply_masked(2, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+    else if (set)
+        bwd_apply_masked(1, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+    else
+        bwd_apply_masked(0, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
 }
 
 /* Backward apply of rows [r0, r1), g = dy masked by the fused ReLU (mk):
 ** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
 ** c2 = k*invstd*mean(g*xhat); `set` 1 overwrites dx instead of adding, 2
-** overwrites it in bf16 (bwd_apply_mode).
+** overwrites it in bf16 (bwd_apply_mode); x is bf16 when xb.
 ** x, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
-static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const float *x, const bn_mask *mk, const float *mean,
-                                     const float *coef, const float *dy, int set, void *dx) {
-    if (set == 2)
-        bwd_apply_masked(2, r0, r1, c, x, mk, mean, coef, dy, dx);
-    else if (set)
-        bwd_apply_masked(1, r0, r1, c, x, mk, mean, coef, dy, dx);
+static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const void *x, int xb, const bn_mask *mk,
+                                     const float *mean, const float *coef, const float *dy, int set, void *dx) {
+    if (xb)
+        bwd_apply_as(1, r0, r1, c, x, mk, mean, coef, dy, set, dx);
     else
-        bwd_apply_masked(0, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_as(0, r0, r1, c, x, mk, mean, coef, dy, set, dx);
+}
+
+/* Copies x's first row, widened from bf16 when xb, into first: the shift
+** the statistics are taken about (and a fused ReLU's mask recomputed with).
+** x: (M,C)  first: (C) */
+static void first_row(int c, const void *x, int xb, float *first) {
+    for (int ch = 0; ch < c; ch++) first[ch] = xat(x, xb, (size_t)ch);
 }
 
 /* Turns this rank's forward moments into the global batch's, for
@@ -262,24 +328,25 @@ static double sync_fwd_moments(const rn_bn_sync *s, int c, size_t m, const float
 ** |mean| >> std; y is formed as ((x - shift) - (mean - shift)) *
 ** gamma*invstd + beta for the same reason.
 ** x, y: (M,C)  gamma, beta, mean, invstd, running_*: (C) */
-void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+void rn_bn_forward_train_sync(size_t m, int c, const void *x, const float *gamma, const float *beta, float eps,
                               float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
-                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
+                              void *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
                               const float *add) {
     if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c];   /* sum(x - shift), then sum((x - shift)^2) */
-    float coef[2 * (size_t)c], zero[c]; /* mean - shift, then gamma * invstd */
+    float coef[2 * (size_t)c], shift[c]; /* mean - shift, then gamma * invstd; x's first row (or 0) */
     double total = (double)m;    /* rows over all ranks */
+    const int xb = (flags & RN_BF16_ACT) != 0;
     for (int ch = 0; ch < 2 * c; ch++) tot[ch] = 0.0;
-    for (int ch = 0; ch < c; ch++) zero[ch] = 0.0f;
-    const float *shift = m ? x : zero; /* first row */
+    for (int ch = 0; ch < c; ch++) shift[ch] = 0.0f;
+    if (m) first_row(c, x, xb, shift);
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
         const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
         double part[2 * (size_t)c];
         for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
-        fwd_moments_rows(r0, r1, c, x, shift, part, part + c);
+        fwd_moments_rows(r0, r1, c, x, xb, shift, part, part + c);
         ordered_add(2 * c, tot, part);
         if (sync) {
 #pragma omp master
@@ -304,10 +371,9 @@ void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamm
                 running_var[ch] = (float)((1.0 - momentum) * running_var[ch] + momentum * unbiased);
             }
         }
-        /* implicit barrier: coef is complete. The first row (shift) is read
-        ** by every thread, so with y == x it must not be overwritten before
-        ** all threads are done: y never aliases x in training. */
-        apply_rows(r0, r1, c, x, shift, coef, coef + c, beta, add, flags & RN_FUSE_RELU, y);
+        /* implicit barrier: coef is complete */
+        apply_rows(r0, r1, c, x, xb, shift, coef, coef + c, beta, add, flags & RN_FUSE_RELU, y,
+                   (flags & RN_BF16_X) != 0);
     }
 }
 
@@ -329,8 +395,8 @@ void rn_bn_forward_train(size_t m, int c, const float *x, const float *gamma, co
 /* Eval-mode batch normalization with the running statistics, optionally
 ** fused with a ReLU: y = (x - running_mean) * (gamma / sqrt(running_var + eps))
 ** + beta. y may be x (in place).  x, y: (M,C)  gamma, beta, running_*: (C) */
-void rn_bn_forward_eval_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
-                           const float *running_mean, const float *running_var, float *y, int flags) {
+void rn_bn_forward_eval_ex(size_t m, int c, const void *x, const float *gamma, const float *beta, float eps,
+                           const float *running_mean, const float *running_var, void *y, int flags) {
     if (m == 0 || c <= 0) return;
     float scale[c], zero[c];
     for (int ch = 0; ch < c; ch++) {
@@ -340,8 +406,8 @@ void rn_bn_forward_eval_ex(size_t m, int c, const float *x, const float *gamma, 
 #pragma omp parallel
     {
         const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        apply_rows(share_begin(m, tid, nt), share_begin(m, tid + 1, nt), c, x, running_mean, zero, scale, beta, NULL,
-                   flags & RN_FUSE_RELU, y);
+        apply_rows(share_begin(m, tid, nt), share_begin(m, tid + 1, nt), c, x, (flags & RN_BF16_ACT) != 0,
+                   running_mean, zero, scale, beta, NULL, flags & RN_FUSE_RELU, y, (flags & RN_BF16_X) != 0);
     }
 }
 
@@ -359,15 +425,17 @@ void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, con
 ** With sync, the sums in dx and M run over every rank's rows, while
 ** dgamma and dbeta take this rank's own (see rn_bn_sync).
 ** x, y, dy, dx: (M,C)  gamma, mean, invstd, dgamma, dbeta: (C) */
-void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
+void rn_bn_backward_sync(size_t m, int c, const void *x, const float *y, const float *gamma, const float *mean,
                          const float *invstd, const float *dy, void *dx, float *dgamma, float *dbeta, int flags,
                          const rn_bn_sync *sync, const rn_bn_relu_mask *kept) {
     if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c + 1]; /* sum(g), then sum(g * (x - mean)), then rows (sync) */
     float coef[3 * (size_t)c];     /* k = gamma*invstd, k*sum(g)/M, k*invstd*sum(g*xhat)/M */
+    float shift[c];                /* x's first row, the forward's shift */
+    const int xb = (flags & RN_BF16_ACT) != 0;
     bn_mask mk = {NULL, NULL, NULL, NULL, NULL}; /* the fused ReLU's mask: recomputed from x when kept, else y */
     if ((flags & RN_FUSE_RELU) && kept && m > 0)
-        mk.shift = x, mk.dmu = kept->dmu, mk.scale = kept->scale, mk.beta = kept->beta;
+        first_row(c, x, xb, shift), mk.shift = shift, mk.dmu = kept->dmu, mk.scale = kept->scale, mk.beta = kept->beta;
     else if (flags & RN_FUSE_RELU)
         mk.y = y;
     for (int ch = 0; ch < 2 * c; ch++) tot[ch] = 0.0;
@@ -378,7 +446,7 @@ void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const 
         const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
         double part[2 * (size_t)c];
         for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
-        bwd_moments_rows(r0, r1, c, x, &mk, mean, dy, part, part + c);
+        bwd_moments_rows(r0, r1, c, x, xb, &mk, mean, dy, part, part + c);
         ordered_add(2 * c, tot, part);
 #pragma omp master
         for (int ch = 0; ch < c; ch++) { /* this rank's own parameter gradients */
@@ -400,7 +468,7 @@ void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const 
         }
         /* implicit barrier: coef is complete */
         const int set = (flags & RN_BF16_GRAD) ? 2 : (flags & RN_FUSE_SET) ? 1 : 0;
-        if (dx) bwd_apply_rows(r0, r1, c, x, &mk, mean, coef, dy, set, dx);
+        if (dx) bwd_apply_rows(r0, r1, c, x, xb, &mk, mean, coef, dy, set, dx);
     }
 }
 

@@ -53,6 +53,16 @@
 ** dy may also come already in bf16 (RN_BF16_GRAD: the model keeps the
 ** gradient between a convolution and its BN that way): it is then copied,
 ** not rounded, with the same results, and half the bytes read.
+** The forward may also write y in bf16 (RN_BF16_ACT: the model keeps a
+** convolution's output, read by its BN alone, that way, as PyTorch's
+** autocast does): each unit then computes its tile in fp32 in the thread's
+** scratch and rounds it as it stores (Winograd: in its output transform),
+** half the bytes written here and read by the BN's four passes.
+** And x may come in bf16 (RN_BF16_X: a BN's output that only bf16
+** convolutions read): the gathers then copy it, a 1x1 stride-1 forward
+** multiplies its rows where they lie (no copy at all), the weight
+** gradient pairs its pixels without rounding, and a Winograd pass gives
+** way to the direct one (its transforms read fp32).
 **
 ** Winograd (rn_conv_shape.winograd, with bf16): 3x3 stride-1 shapes large
 ** enough are handed to winograd.c for the forward, backward-data and
@@ -101,6 +111,7 @@ typedef struct {
     int accumulate;       /* dst += instead of dst = */
     const uint16_t *wmb;  /* bf16 job: wm pair-interleaved along its rows, else NULL */
     const uint16_t *srcb; /* bf16 job whose source is in bf16 (src NULL): copied, not rounded */
+    uint16_t *dstb;       /* contiguous destination in bf16 (dst NULL; not accumulating): tiles rounded into it */
 } gjob;
 
 /* How a gather GEMM is cut into units of work. */
@@ -165,8 +176,11 @@ static size_t bf_band_floats(const rn_conv_shape *s, size_t *rows_part) {
     return *rows_part + pad16((size_t)band * mp * s->co + 16);
 }
 
+static size_t out_tile_floats(const rn_conv_shape *s);
+
 /* Floats per thread of scratch: the patch buffer, the tail, and for bf16
-** the packed weight-gradient tiles (gather mode) or band (row mode). */
+** the packed weight-gradient tiles (gather mode) or band (row mode), or the
+** forward's fp32 output tile (RN_BF16_ACT) if that is more. */
 static size_t thread_floats(const rn_conv_shape *s) {
     size_t rows_part, bf = 0;
     if (s->bf16) {
@@ -175,6 +189,8 @@ static size_t thread_floats(const rn_conv_shape *s) {
         bf = band > bf ? band : bf;
     }
     size_t f = ABUF + tail_floats(s) + bf;
+    if (s->bf16 && ABUF + out_tile_floats(s) > f)
+        f = ABUF + out_tile_floats(s);
     if (s->winograd) { /* room for either pass's Winograd buffers (reducing over Ci, or Co) */
         const size_t a = rn_wino_thread_floats(s->ci), b = rn_wino_thread_floats(s->co);
         f = a > f ? a : f;
@@ -229,8 +245,9 @@ static gplan make_plan(const gjob *g, const rn_dispatch *d, int nt) {
     p.ntm = (p.m + p.mc - 1) / p.mc;
     p.tw = d->nvmax * d->vl;
     p.ncot = (g->cd + p.tw - 1) / p.tw;
-    p.direct = !g->wmb && !g->srcb && g->nu * g->nv == 1 && g->dh0 == 0 && g->dw0 == 0 && g->step == 1 &&
-               g->gh == g->sh && g->gw == g->sw;
+    /* the source rows are the A operand: an fp32 job's fp32 rows, or a bf16 job's bf16 rows (channel pairs) */
+    p.direct = (g->wmb ? g->srcb != NULL : g->srcb == NULL) && g->nu * g->nv == 1 && g->dh0 == 0 && g->dw0 == 0 &&
+               g->step == 1 && g->gh == g->sh && g->gw == g->sw;
     p.contig = g->ds == 1 && g->oy == 0 && g->ox == 0 && g->gh == g->dh && g->gw == g->dw;
     /* Row mode: one reduction chunk, several taps, rows wide enough for the
     ** micro-tiles (or outputs so narrow that gathering would dominate), and
@@ -357,6 +374,20 @@ RN_COPY_CLONES static void gather_tile(const gjob *g, long long m0, int rows, in
     }
 }
 
+/* Writes the (rows, w) fp32 tile s (row stride ld) rounded to bf16 at dst
+** (the same stride): 16 at a time with vcvtneps2bf16 where the CPU has it,
+** else one by one (the same bits). A bf16 destination's micro-tile is
+** rounded so as soon as its sums are final, while it is still in L1. */
+static void round_tile(const rn_dispatch *d, uint16_t *dst, const float *s, int rows, int w, ptrdiff_t ld) {
+    for (int r = 0; r < rows; r++, dst += ld, s += ld) {
+        if (d->bf16)
+            rn_bf16_convert(dst, s, w);
+        else
+            for (int i = 0; i < w; i++)
+                dst[i] = rn_bf16_from_f32(s[i]);
+    }
+}
+
 /* Writes (or adds, when accumulating) the channels [c0, c1) of a tile of
 ** destination rows, computed in cbuf (rows, Cd), to their grid pixels. */
 static void scatter_tile(const gjob *g, long long m0, int rows, int c0, int c1, const float *cbuf) {
@@ -398,21 +429,25 @@ static inline void nn_call(const gjob *g, const rn_dispatch *d, int nv, int rows
 /* Runs one unit of job g: pixel tile `unit / ncb`, channel block
 ** `unit % ncb`. The reduction is chunked so that the patch tile (abuf) and
 ** the weight panel stay in cache; the destination tile accumulates across
-** chunks. cbuf holds the destination tile when it is not contiguous. */
+** chunks. cbuf holds the destination tile when it is not contiguous or is
+** bf16 (dstb: a contiguous one, each micro-tile rounded into it after the
+** last chunk). */
 static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long long unit, float *abuf, float *cbuf) {
     const long long mt = unit / p->ncb;
     const int cb = (int)(unit % p->ncb), vl = d->vl, cd = g->cd;
     const long long m0 = mt * p->mc;
     const int rows = (int)(p->m - m0 < p->mc ? p->m - m0 : p->mc);
     const int c0 = cb * p->ncot / p->ncb * p->tw, c1 = imin(cd, (cb + 1) * p->ncot / p->ncb * p->tw);
-    float *cbase = p->contig ? g->dst + (size_t)m0 * cd : cbuf;
+    const int inplace = p->contig && !g->dstb; /* the micro-kernels write the destination itself */
+    float *cbase = inplace ? g->dst + (size_t)m0 * cd : cbuf;
     const ptrdiff_t zero_off = 0;
     for (int ch = 0; ch < p->nch; ch++) {
         const int k0 = ch * p->kc, kl = imin(p->kc, p->kdim - k0);
         const void *a = abuf;
         ptrdiff_t lda = kl;
         if (p->direct) {
-            a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
+            const size_t o = (size_t)m0 * g->cs + k0;
+            a = g->srcb ? (const void *)(g->srcb + o) : (const void *)(g->src + o), lda = g->cs;
         } else {
             gather_tile(g, m0, rows, k0, k0 + kl, abuf);
         }
@@ -421,9 +456,12 @@ static void run_unit(const gjob *g, const gplan *p, const rn_dispatch *d, long l
         for (int c = c0; c < c1; c += p->tw) {
             const int w = imin(p->tw, c1 - c), nv = (w + vl - 1) / vl, nlast = w - (nv - 1) * vl;
             const int rw = d->nn_rows[nv];
-            for (int r = 0, t; r < rows; r += t)
+            for (int r = 0, t; r < rows; r += t) {
                 t = rn_tile_rows(rows - r, rw), nn_call(g, d, nv, t, 1, &zero_off, kl, a, r * lda, lda, (size_t)k0, c,
                         cbase + (size_t)r * cd + c, nlast, bias ? bias + c : NULL, acc);
+                if (g->dstb && ch == p->nch - 1)
+                    round_tile(d, g->dstb + ((size_t)m0 + r) * cd + c, cbase + (size_t)r * cd + c, t, w, cd);
+            }
         }
     }
     if (!p->contig)
@@ -473,7 +511,7 @@ static void run_band(const gjob *g, const gplan *p, const rn_dispatch *d, long l
     ptrdiff_t soff[MAX_SEG];
     for (int u = 0; u < g->nu; u++)
         soff[u] = (ptrdiff_t)u * g->ddh * p->pw * cs;
-    const int acc = p->contig && g->accumulate, kd = g->nv * cs;
+    const int acc = p->contig && g->accumulate, kd = g->nv * cs, inplace = p->contig && !g->dstb;
     const ptrdiff_t lda = (ptrdiff_t)g->step * cs;
     const float *bias = !acc && g->bias ? g->bias : NULL;
     for (int c = c0; c < c1; c += p->tw) {
@@ -482,10 +520,14 @@ static void run_band(const gjob *g, const gplan *p, const rn_dispatch *d, long l
         for (int i = i0; i < i1; i++) {
             const ptrdiff_t arow = (ptrdiff_t)(i * g->step + g->dh0 - ylo) * p->pw * cs;
             float *crow =
-                p->contig ? g->dst + (((size_t)n * g->gh + i) * g->gw) * cd : cbuf + (size_t)(i - i0) * g->gw * cd;
-            for (int j = 0, t; j < g->gw; j += t)
+                inplace ? g->dst + (((size_t)n * g->gh + i) * g->gw) * cd : cbuf + (size_t)(i - i0) * g->gw * cd;
+            for (int j = 0, t; j < g->gw; j += t) {
                 t = rn_tile_rows(g->gw - j, rw), nn_call(g, d, nv, t, g->nu, soff, kd, abuf, arow + j * lda, lda, 0, c,
                         crow + (size_t)j * cd + c, nlast, bias ? bias + c : NULL, acc);
+                if (g->dstb)
+                    round_tile(d, g->dstb + (((size_t)n * g->gh + i) * g->gw + j) * cd + c, crow + (size_t)j * cd + c, t,
+                               w, cd);
+            }
         }
     }
     if (!p->contig)
@@ -513,13 +555,25 @@ static void run_job(const gjob *g, const rn_dispatch *d, float *abuf, float *cbu
 /* The forward job: y = patches of x times w (+ b). */
 static gjob forward_job(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y) {
     gjob g = {x,       s->h, s->w,  s->ci, s->n,  s->oh, s->ow, s->stride, s->k, s->k, -s->pad, 1,
-              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0,         NULL, NULL};
+              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0,         NULL, NULL, NULL};
     return g;
 }
 
 /* Whether a pass of s whose reduction runs over cs channels per tap
 ** multiplies in bf16: asked for, supported, and whole channel pairs. */
 static int bf_pass(const rn_conv_shape *s, const rn_dispatch *d, int cs) { return s->bf16 && d->bf16 && cs % 2 == 0; }
+
+/* Floats of the fp32 tile a forward unit of s computes before rounding it
+** into a bf16 destination (RN_BF16_ACT): a pixel tile's or a row band's
+** rows, all output channels. */
+static size_t out_tile_floats(const rn_conv_shape *s) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    gjob g = forward_job(s, NULL, NULL, NULL, NULL);
+    if (bf_pass(s, d, s->ci))
+        g.wmb = (const uint16_t *)&g; /* not read: the plan only asks whether the job is bf16 */
+    const gplan p = make_plan(&g, d, 1);
+    return pad16((size_t)(p.rowmode ? p.band * g.gw : p.mc) * s->co);
+}
 
 /* Writes the (rows, cols) fp32 matrix a (row stride lda) pair-interleaved
 ** along its rows, in bf16: element (i, j) at out[(i/2)*2*cols + 2j + i%2];
@@ -528,6 +582,13 @@ static void pack_pairs(const float *a, ptrdiff_t lda, int rows, int cols, uint16
     for (int i = 0; i < rows; i += 2)
         rn_bf16_interleave(out + (size_t)i * cols, a + (ptrdiff_t)i * lda, i + 1 < rows ? a + (ptrdiff_t)(i + 1) * lda : NULL,
                            cols);
+}
+
+/* pack_pairs for a (rows, cols) matrix already in bf16 (copied, not rounded). */
+static void pack_pairs16(const uint16_t *a, ptrdiff_t lda, int rows, int cols, uint16_t *out) {
+    for (int i = 0; i < rows; i += 2)
+        rn_bf16_interleave16(out + (size_t)i * cols, a + (ptrdiff_t)i * lda,
+                             i + 1 < rows ? a + (ptrdiff_t)(i + 1) * lda : NULL, cols);
 }
 
 /* Packs the (rows, cols) weights w pair-interleaved into wb (rows even),
@@ -540,19 +601,24 @@ static void pack_weights_pairs(size_t rows, int cols, const float *w, uint16_t *
                    wb + (size_t)p * 2 * cols);
 }
 
-/* The forward of s: y = patches of x times w (+ b). For a bf16 pass the
-** weights come pair-interleaved in wb, packed from w here first when
-** `pack` (into the weights' part of ws), else already packed. */
-static void forward_run(const rn_conv_shape *s, const float *x, const float *w, const uint16_t *wb, int pack,
-                        const float *b, float *y, float *ws) {
+/* The forward of s: y = patches of x times w (+ b); x is fp32 or (xb)
+** bf16, y fp32 or (yb) bf16. For a bf16 pass the weights come
+** pair-interleaved in wb, packed from w here first when `pack` (into the
+** weights' part of ws), else already packed. A bf16 x runs the direct
+** passes (Winograd's transform reads fp32). */
+static void forward_run(const rn_conv_shape *s, const void *x, int xb, const float *w, const uint16_t *wb, int pack,
+                        const float *b, void *y, int yb, float *ws) {
     const rn_dispatch *d = rn_cpu_dispatch();
-    gjob g = forward_job(s, x, w, b, y);
+    float *yf = yb ? NULL : y;
+    uint16_t *yh = yb ? y : NULL;
+    gjob g = forward_job(s, xb ? NULL : x, w, b, yf);
+    g.srcb = xb ? x : NULL, g.dstb = yh;
     const int bf = bf_pass(s, d, s->ci);
     if (bf)
         g.wmb = wb;
     float *tbase = ws + shared_floats(s);
-    if (pack && rn_wino_applies(s, d)) {
-        const rn_wino_job j = {x, s->n, s->h, s->w, s->ci, y, s->oh, s->ow, s->co, s->pad, (uint16_t *)ws, b, 0};
+    if (pack && !xb && rn_wino_applies(s, d)) {
+        const rn_wino_job j = {x, s->n, s->h, s->w, s->ci, yf, s->oh, s->ow, s->co, s->pad, (uint16_t *)ws, b, 0, yh};
 #pragma omp parallel
         {
             rn_wino_pack(w, s->ci, s->co, 0, (uint16_t *)ws);
@@ -565,14 +631,23 @@ static void forward_run(const rn_conv_shape *s, const float *x, const float *w, 
         float *abuf = tbase + (size_t)omp_get_thread_num() * thread_floats(s);
         if (bf && pack)
             pack_weights_pairs((size_t)s->k * s->k * s->ci, s->co, w, (uint16_t *)wb);
-        run_job(&g, d, abuf, NULL);
+        run_job(&g, d, abuf, abuf + ABUF);
     }
+}
+
+/* y = conv(x, w) + b, with scratch ws of rn_conv_workspace(s, T) floats;
+** x is read in bf16 with RN_BF16_X, and, for a bf16 shape (s->bf16), y
+** written in bf16 (uint16_t) with RN_BF16_ACT (kernels.h).
+** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  b: (Co) or NULL  y: (N,OH,OW,Co) */
+void rn_conv_forward_ex(const rn_conv_shape *s, const void *x, const float *w, const float *b, void *y, float *ws,
+                        int flags) {
+    forward_run(s, x, (flags & RN_BF16_X) != 0, w, (uint16_t *)ws, 1, b, y, s->bf16 && (flags & RN_BF16_ACT), ws);
 }
 
 /* y = conv(x, w) + b, with scratch ws of rn_conv_workspace(s, T) floats.
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  b: (Co) or NULL  y: (N,OH,OW,Co) */
 void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y, float *ws) {
-    forward_run(s, x, w, (uint16_t *)ws, 1, b, y, ws);
+    forward_run(s, x, 0, w, (uint16_t *)ws, 1, b, y, 0, ws);
 }
 
 /* Whether the forward of s runs as a direct bf16 GEMM (kernels.h), so that
@@ -597,7 +672,7 @@ void rn_conv_pack_bf16(const rn_conv_shape *s, const float *w, uint16_t *wb) {
 ** one pass over them per call. */
 void rn_conv_forward_packed(const rn_conv_shape *s, const float *x, const uint16_t *wb, const float *b, float *y,
                             float *ws) {
-    forward_run(s, x, NULL, wb, 0, b, y, ws);
+    forward_run(s, x, 0, NULL, wb, 0, b, y, 0, ws);
 }
 
 /* y = conv(x, w) + b with its own scratch (falls back to the reference
@@ -709,7 +784,8 @@ static gjob phase_job(const rn_conv_shape *s, const float *dy, const uint16_t *d
               NULL,
               acc,
               wpb ? wpb + (size_t)phase_offset(s, py, px) * s->co * s->ci : NULL,
-              dyh};
+              dyh,
+              NULL};
     return g;
 }
 
@@ -725,8 +801,8 @@ typedef struct {
     long long units;    /* pixels (gather mode) or bands (row mode) to sum over */
 } wplan;
 
-/* The weight-gradient plan of shape s. */
-static wplan make_wplan(const rn_conv_shape *s, const rn_dispatch *d) {
+/* The weight-gradient plan of shape s, x in bf16 when xb. */
+static wplan make_wplan(const rn_conv_shape *s, const rn_dispatch *d, int xb) {
     wplan p;
     p.kdim = s->k * s->k * s->ci;
     p.co = s->co;
@@ -737,9 +813,9 @@ static wplan make_wplan(const rn_conv_shape *s, const rn_dispatch *d) {
     p.mw = (ABUF - 64) / p.kcw;
     if (p.mw > MW_MAX)
         p.mw = MW_MAX;
-    p.direct = s->k == 1 && s->stride == 1 && s->pad == 0;
-    p.band = wband(s, &p.pw);
     p.bf = s->bf16 && d->bf16;
+    p.direct = s->k == 1 && s->stride == 1 && s->pad == 0 && (p.bf || !xb); /* an fp32 pass gathers a bf16 x */
+    p.band = wband(s, &p.pw);
     p.rowmode = s->k > 1 && (size_t)s->k * p.pw * s->ci <= ABUF - 64;
     p.nbpi = (s->oh + p.band - 1) / p.band;
     p.units = p.rowmode ? (long long)s->n * p.nbpi : (long long)s->n * s->oh * s->ow;
@@ -755,14 +831,10 @@ typedef struct {
 
 /* pack_pairs of rows [m0, m0+rows) of dy: (M, Co), fp32 or bf16. */
 static void pack_dy(dy_src dy, size_t m0, int rows, int co, uint16_t *out) {
-    if (!dy.h) {
+    if (dy.h)
+        pack_pairs16(dy.h + m0 * co, co, rows, co, out);
+    else
         pack_pairs(dy.f + m0 * co, co, rows, co, out);
-        return;
-    }
-    for (int i = 0; i < rows; i += 2) {
-        const uint16_t *r0 = dy.h + (m0 + (size_t)i) * co;
-        rn_bf16_interleave16(out + (size_t)i * co, r0, i + 1 < rows ? r0 + co : NULL, co);
-    }
 }
 
 /* bf16 row mode (weight_band): writes the windows of the nrows padded
@@ -854,11 +926,13 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, dy
             const int kl = imin(p->kcw, kb - k0);
             const float *a = abuf;
             ptrdiff_t lda = kl;
-            if (p->direct)
+            if (p->direct && g->srcb) /* bf16 rows of x: copied into pairs */
+                pack_pairs16(g->srcb + (size_t)m0 * g->cs + k0, g->cs, rows, kl, ap);
+            else if (p->direct)
                 a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
             else
                 gather_tile(g, m0, rows, k0, k0 + kl, abuf);
-            if (p->bf)
+            if (p->bf && !(p->direct && g->srcb))
                 pack_pairs(a, lda, rows, kl, ap);
             for (int kq = k0; kq < k0 + kl; kq += MQ) {
                 const int kblk = kq / MQ, kend = imin(kq + MQ, k0 + kl);
@@ -919,7 +993,7 @@ static void weight_blocks(const rn_conv_shape *s, const wplan *p, const rn_dispa
 static void weight_grad(const rn_conv_shape *s, const rn_dispatch *d, const gjob *g, dy_src dy, float *dw,
                         float *abuf, float *part, float *tbase, uint16_t *shared) {
     const int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-    const wplan p = make_wplan(s, d);
+    const wplan p = make_wplan(s, d, g->srcb != NULL);
     const int whole = !small_dw(s);
     const long long ua = whole ? 0 : p.units * tid / nt, ub = whole ? p.units : p.units * (tid + 1) / nt;
     const int pa = whole ? (int)((long long)tid * p.npairs / nt) : 0;
@@ -976,12 +1050,20 @@ int rn_conv_takes_bf16_grad(const rn_conv_shape *s) {
     return bf_pass(s, d, s->co) && !rn_wino_applies(s, d) && !rn_wino_dw_applies(s, d);
 }
 
+/* Whether s may read x in bf16 (RN_BF16_X) with the same results as from
+** its fp32 values: the forward and the weight gradient, the passes that
+** read x, round it to bf16 first (Ci even), neither by Winograd. */
+int rn_conv_takes_bf16_x(const rn_conv_shape *s) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    return bf_pass(s, d, s->ci) && !rn_wino_applies(s, d) && !rn_wino_dw_applies(s, d);
+}
+
 /* rn_conv_backward_ex for a bf16 dy where the weight gradient does not
 ** run in bf16 (its fp32 kernels read dy in place): with dy widened to
 ** fp32 first (the same values). Only a caller that breaks kernels.h's
 ** contract gets here; without memory for the copy it stops the program
 ** with a message rather than return wrong gradients. */
-static void backward_widened(const rn_conv_shape *s, const float *x, const float *w, const uint16_t *dyh, float *dx,
+static void backward_widened(const rn_conv_shape *s, const void *x, const float *w, const uint16_t *dyh, float *dx,
                              float *dw, float *db, float *ws, int flags) {
     const size_t n = (size_t)s->n * s->oh * s->ow * s->co;
     float *dy = malloc((n ? n : 1) * sizeof(float));
@@ -998,11 +1080,12 @@ static void backward_widened(const rn_conv_shape *s, const float *x, const float
 /* dx += conv_transpose(dy, w) (dx = with RN_FUSE_SET in flags: the first
 ** contribution to dx, which then needs no zeroing pass and is not read);
 ** dw += x (*) dy; db += sum dy; each may be NULL. dy is fp32, or bf16 with
-** RN_BF16_GRAD (kernels.h), which halves the bytes the passes read.
+** RN_BF16_GRAD (kernels.h), which halves the bytes the passes read; x is
+** fp32, or bf16 with RN_BF16_X (the weight gradient then runs direct).
 ** ws holds rn_conv_workspace(s, T) floats, T >= the number of threads of the
 ** parallel region (omp_get_max_threads() of the caller).
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  dy: (N,OH,OW,Co)  dx: (N,H,W,Ci)  dw: (K,K,Ci,Co)  db: (Co) */
-void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const void *dyv, float *dx, float *dw,
+void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, const void *dyv, float *dx, float *dw,
                          float *db, float *ws, int flags) {
     const rn_dispatch *d = rn_cpu_dispatch();
     const dy_src dy = {(flags & RN_BF16_GRAD) ? NULL : dyv, (flags & RN_BF16_GRAD) ? dyv : NULL};
@@ -1012,8 +1095,10 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
     }
     float *wp = ws, *tbase = ws + shared_floats(s);
     float *extra = ws + pad16(weight_count(s)); /* shared, after the weights: a Winograd dW's or weight_blocks' */
-    const gjob fg = forward_job(s, x, w, NULL, NULL);
-    const int wino = !dy.h; /* Winograd's transforms read dy in fp32 */
+    const int xb = (flags & RN_BF16_X) != 0;
+    gjob fg = forward_job(s, xb ? NULL : x, w, NULL, NULL);
+    fg.srcb = xb ? x : NULL;
+    const int wino = !dy.h; /* Winograd's transforms read dy (and x) in fp32 */
     int acc = !(flags & RN_FUSE_SET);
     if (dx && !acc && !phases_cover(s)) { /* a phase without taps (1x1 at stride 2) leaves its pixels at zero */
         memset(dx, 0, (size_t)s->n * s->h * s->w * s->ci * sizeof(float));
@@ -1034,13 +1119,13 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w,
                         db[co] += dy.h ? rn_bf16_to_f32(dy.h[i * s->co + co]) : dy.f[i * s->co + co];
             }
         }
-        if (dw && wino && rn_wino_dw_applies(s, d))
-            rn_wino_weight_grad(s, d, x, dy.f, dw, extra, abuf);
+        if (dw && wino && !xb && rn_wino_dw_applies(s, d))
+            rn_wino_weight_grad(s, d, (const float *)x, dy.f, dw, extra, abuf);
         else if (dw)
             weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase, (uint16_t *)extra);
         if (dx && wino && rn_wino_applies(s, d)) {
             const rn_wino_job j = {dy.f, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,
-                                   NULL, acc};
+                                   NULL, acc, NULL};
             rn_wino_pack(w, s->ci, s->co, 1, (uint16_t *)wp); /* ends with a barrier */
             rn_wino_run(&j, d, abuf);
         } else if (dx) {

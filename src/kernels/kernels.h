@@ -72,6 +72,11 @@ void rn_ref_conv_backward(const rn_conv_shape *s, const float *x, const float *w
 size_t rn_conv_workspace(const rn_conv_shape *s, int nthreads);
 void rn_conv_forward(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y);
 void rn_conv_forward_ws(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y, float *ws);
+/* The same writing y in bf16 (uint16_t) with flags RN_BF16_ACT (below),
+** for a bf16 shape (s->bf16): each value rounded to nearest even from the
+** fp32 sum, as rn_bf16_from_f32 does. */
+void rn_conv_forward_ex(const rn_conv_shape *s, const void *x, const float *w, const float *b, void *y, float *ws,
+                        int flags);
 void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
                       float *dx, float *dw, float *db, float *ws);
 /* The same with flags: RN_FUSE_SET (below) writes dx = conv_transpose(dy, w)
@@ -81,9 +86,10 @@ void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, co
 ** passes then read half the bytes, and where rn_conv_takes_bf16_grad(s)
 ** the results equal those from the same values in fp32 (elsewhere
 ** Winograd gives way to the direct passes). */
-void rn_conv_backward_ex(const rn_conv_shape *s, const float *x, const float *w, const void *dy,
+void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, const void *dy,
                          float *dx, float *dw, float *db, float *ws, int flags);
 int rn_conv_takes_bf16_grad(const rn_conv_shape *s);
+int rn_conv_takes_bf16_x(const rn_conv_shape *s);
 /* bf16 inference with weights packed once: rn_conv_forward_packs says
 ** whether the forward of s runs as a direct bf16 GEMM (not by Winograd);
 ** rn_conv_pack_bf16 packs w (K*K*Ci*Co bf16 values) for
@@ -131,11 +137,25 @@ void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const f
 ** kept in bf16: the BN backward writes dx rounded to bf16 (uint16_t, with
 ** RN_FUSE_SET), and the convolution's backward reads it as its dy. */
 #define RN_BF16_GRAD 4
+/* RN_BF16_ACT: the activation between a convolution and the BN after it
+** kept in bf16: the convolution's forward writes y rounded to bf16
+** (uint16_t; rn_conv_forward_ex), and the BN passes read it as their x
+** (rn_bn_forward_train_sync, rn_bn_forward_eval_ex, rn_bn_backward_sync),
+** widened exactly. As PyTorch's bf16 autocast does with a convolution's
+** output, except that the BN's own arithmetic and output stay fp32. */
+#define RN_BF16_ACT 8
+/* RN_BF16_X: the activation between a BN (+ ReLU) and the convolutions
+** reading it kept in bf16: the BN's forward writes y rounded to bf16
+** (rn_bn_forward_train_sync, rn_bn_forward_eval_ex), and the convolutions
+** read it as their x (rn_conv_forward_ex, rn_conv_backward_ex). Where
+** rn_conv_takes_bf16_x, that is the value the convolution would have
+** rounded x to: only the bytes change. */
+#define RN_BF16_X 16
 void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
                             float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
                             float *y, int flags);
-void rn_bn_forward_eval_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
-                           const float *running_mean, const float *running_var, float *y, int flags);
+void rn_bn_forward_eval_ex(size_t m, int c, const void *x, const float *gamma, const float *beta, float eps,
+                           const float *running_mean, const float *running_var, void *y, int flags);
 void rn_bn_backward_ex(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
                        const float *invstd, const float *dy, float *dx, float *dgamma, float *dbeta, int flags);
 /* Synchronized batchnorm (data-parallel training): sum(ctx, v, n) adds
@@ -164,11 +184,11 @@ typedef struct {
 ** ReLU: y = bn(x) + add (max(..., 0) with RN_FUSE_RELU), a residual block's
 ** last BN, its sum and its ReLU in one pass (then keep must be NULL: the
 ** mask depends on add). add, y: (M,C), y not add */
-void rn_bn_forward_train_sync(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
+void rn_bn_forward_train_sync(size_t m, int c, const void *x, const float *gamma, const float *beta, float eps,
                               float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
-                              float *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
+                              void *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
                               const float *add);
-void rn_bn_backward_sync(size_t m, int c, const float *x, const float *y, const float *gamma, const float *mean,
+void rn_bn_backward_sync(size_t m, int c, const void *x, const float *y, const float *gamma, const float *mean,
                          const float *invstd, const float *dy, void *dx, float *dgamma, float *dbeta, int flags,
                          const rn_bn_sync *sync, const rn_bn_relu_mask *kept);
 /* Eval-mode BN folded into the convolution before it: wf = w * s and

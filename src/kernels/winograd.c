@@ -328,7 +328,8 @@ static RN_TBF void input_transform(const rn_wino_job *j, long long t0, int nt, i
 
 /* Transforms M (16 x nb tiles x 64 channels, fp32) of tiles [t0, t0+nt)
 ** and output channels [c0, c0+w) back into the destination: Y = A^T M A
-** (+ bias), written or added; outputs past the edge are dropped. */
+** (+ bias), written or added, or written rounded to bf16 (dstb);
+** outputs past the edge are dropped. */
 static RN_TBF void output_transform(const rn_wino_job *j, long long t0, int nt, int nb, const float *mb, int c0,
                                     int w) {
     const int co = j->co, th = (j->oh + 1) / 2, tw = (j->ow + 1) / 2;
@@ -337,7 +338,7 @@ static RN_TBF void output_transform(const rn_wino_job *j, long long t0, int nt, 
         const long long tt = t0 + t;
         const int tx = (int)(tt % tw), ty = (int)(tt / tw % th), n = (int)(tt / tw / th);
         const int ny = imin(2, j->oh - 2 * ty), nx = imin(2, j->ow - 2 * tx);
-        float *dst = j->dst + (((size_t)n * j->oh + 2 * ty) * j->ow + 2 * tx) * co + c0;
+        const size_t o = (((size_t)n * j->oh + 2 * ty) * j->ow + 2 * tx) * co + c0;
         const float *src = mb + (size_t)t * 64;
         for (int v = 0; v < w; v += 16) {
             const __mmask16 m = rn_lanes16(w, v);
@@ -354,7 +355,12 @@ static RN_TBF void output_transform(const rn_wino_job *j, long long t0, int nt, 
                 const __m512 y[2] = {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[i][0], r[i][1]), r[i][2]), b),
                                      _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(r[i][1], r[i][2]), r[i][3]), b)};
                 for (int k = 0; k < nx; k++) {
-                    float *p = dst + ((size_t)i * j->ow + k) * co + v;
+                    const size_t e = o + ((size_t)i * j->ow + k) * co + v;
+                    if (j->dstb) {
+                        _mm256_mask_storeu_epi16(j->dstb + e, m, (__m256i)_mm512_cvtneps_pbh(y[k]));
+                        continue;
+                    }
+                    float *p = j->dst + e;
                     const __m512 o = j->acc ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), y[k]) : y[k];
                     if (m == 0xFFFF)
                         _mm512_storeu_ps(p, o);

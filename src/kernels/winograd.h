@@ -20,7 +20,8 @@ typedef struct {
     int pad;
     const uint16_t *u;
     const float *bias;
-    int acc; /* dst += instead of dst = */
+    int acc;       /* dst += instead of dst = */
+    uint16_t *dstb; /* the destination in bf16 instead (dst NULL, acc 0; RN_BF16_ACT) */
 } rn_wino_job;
 
 /* Whether s runs as Winograd on d (bf16, 3x3 stride 1, large enough). */

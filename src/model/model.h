@@ -44,6 +44,10 @@ typedef struct {
                            computes in its apply pass (that ADD's forward is skipped); else -1 */
     int bf16_grad;      /* CONV in a training plan: its output's gradient is kept in bf16 (written by
                            the BN after it, read by this conv's backward alone: RN_BF16_GRAD) */
+    int bf16_act;       /* CONV in a bf16 training plan: its output is kept in bf16 (written by its
+                           forward, read by the BN after it alone: RN_BF16_ACT) */
+    int bf16_x;         /* BN (and the ReLU fused into it) in a bf16 training plan: its output is kept in
+                           bf16, read only by convolutions that would round it anyway (RN_BF16_X) */
     int skip;           /* RN_SKIP_FWD: its forward is done by a neighbour; RN_SKIP_BWD: its backward too */
     int fold;           /* CONV in an eval plan: index of the BN folded into it, else -1 */
     unsigned char gmode[2]; /* backward: what it does to the gradient of src, src2 (RN_G_*) */

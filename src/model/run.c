@@ -17,6 +17,11 @@
 **     accumulates (conv and the rest); an ADD passes its output gradient to
 **     its operands without a copy, by handing them its memory, when no
 **     operand's later accumulation can clobber what the other still needs;
+**   - bf16 tensors (bf16 training): a convolution's output read by its BN
+**     alone is stored in bf16 (RN_BF16_ACT); so are the gradient the BN's
+**     backward hands back to it (RN_BF16_GRAD) and a BN's (+ ReLU's) output
+**     read only by convolutions (RN_BF16_X), where the convolutions would
+**     round them to the same values anyway;
 **   - memory: every activation and gradient (or in-place chain of them) is
 **     a slot live from its first to its last touch on the step's timeline
 **     (forward i at time i, the loss at L, backward i at 2L - i); slots are
@@ -178,7 +183,7 @@ static void plan_fusion(planner *p) {
     rn_model *m = p->m;
     for (int i = 0; i < p->L; i++) {
         rn_layer *l = &m->layers[i];
-        l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->fuse_add = -1, l->bf16_grad = 0;
+        l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->fuse_add = -1, l->bf16_grad = 0, l->bf16_act = 0, l->bf16_x = 0;
         l->gmode[0] = l->gmode[1] = RN_G_ACC;
     }
     for (int i = 0; i < p->L; i++) {
@@ -191,6 +196,8 @@ static void plan_fusion(planner *p) {
             in->fold = i;
             l->skip = RN_SKIP_FWD | RN_SKIP_BWD;
         }
+        if (p->train && m->prec != RN_PREC_FP32 && l->kind == RN_L_BN && in->kind == RN_L_CONV && p->nread[s] == 1)
+            in->bf16_act = 1;
         if (l->kind == RN_L_RELU && p->nread[s] == 1 && ((in->kind == RN_L_BN && !in->skip) || in->kind == RN_L_ADD)) {
             in->fuse_relu = 1;
             l->skip = RN_SKIP_FWD | RN_SKIP_BWD;
@@ -202,6 +209,40 @@ static void plan_fusion(planner *p) {
             bn->fuse_add = i;
             l->skip = RN_SKIP_FWD;
         }
+    }
+}
+
+/* Whether every reader of activation t is a convolution that would round
+** it to bf16 as it reads it (rn_conv_takes_bf16_x), and there is one. */
+static int read_as_bf16(const planner *p, int t) {
+    const rn_model *m = p->m;
+    int readers = 0;
+    for (int j = t + 1; j < p->L; j++) {
+        const rn_layer *l = &m->layers[j];
+        if (l->src != t && !(l->kind == RN_L_ADD && l->src2 == t)) continue;
+        const rn_conv_shape s = window(m, l, p->n);
+        if (l->kind != RN_L_CONV || !rn_conv_takes_bf16_x(&s)) return 0;
+        readers++;
+    }
+    return readers > 0;
+}
+
+/* bf16 training: marks the BNs whose output (their fused ReLU's, if any)
+** only such convolutions read, to be written in bf16 (RN_BF16_X): the same
+** values, in half the bytes written and read. A BN summing a residual
+** (fuse_add) writes a block's output, which the next residual sum reads. */
+static void plan_bf16_x(planner *p) {
+    rn_model *m = p->m;
+    if (!p->train || m->prec == RN_PREC_FP32) return;
+    for (int i = 0; i < p->L; i++) {
+        rn_layer *l = &m->layers[i];
+        if (l->kind != RN_L_BN || l->skip || l->fuse_add >= 0) continue;
+        int t = i; /* the tensor its readers name: the fused ReLU's */
+        for (int j = i + 1; l->fuse_relu && j < p->L; j++)
+            if (m->layers[j].src == i && m->layers[j].kind == RN_L_RELU) t = j;
+        if (!read_as_bf16(p, t)) continue;
+        l->bf16_x = 1;
+        m->layers[t].bf16_x = 1;
     }
 }
 
@@ -224,7 +265,9 @@ static void plan_activations(planner *p) {
         else if (l->kind == RN_L_BN && !p->train && can_overwrite(p, s)) at = s;
         else if (l->kind == RN_L_ADD && s != l->src2)
             at = can_overwrite(p, s) ? s : can_overwrite(p, l->src2) ? l->src2 : -1;
-        p->aslot[i] = at >= 0 ? p->aslot[at] : new_slot(p, act_floats(p, i));
+        p->aslot[i] = at >= 0                            ? p->aslot[at]
+                      : (l->bf16_act || l->bf16_x) ? new_slot(p, (act_floats(p, i) + 1) / 2) /* bf16 values */
+                                                   : new_slot(p, act_floats(p, i));
     }
 }
 
@@ -396,6 +439,7 @@ static size_t plan_tensors(planner *p, int *scratch) {
         if (l->kind == RN_L_ADD && l->src2 >= 0 && l->src2 != l->src) p->nread[l->src2]++;
     }
     plan_fusion(p);
+    plan_bf16_x(p);
     plan_activations(p);
     if (p->train) {
         plan_gradients(p);
@@ -609,6 +653,7 @@ static int prepare_bf16(rn_model *m, int n) {
 ** (resnet18 at batch 1, 224 px: 5.6 -> 5.1 ms with its first two stages
 ** so). */
 static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const float *x, float *y) {
+    const int xb = l->src >= 0 && m->layers[l->src].bf16_x ? RN_BF16_X : 0;
     rn_conv_shape s = window(m, l, n);
     if (s.bf16 && !m->plan_train && rn_conv_forward_packs(&s) && (m->prep_ok || prepare_bf16(m, n))) {
         rn_conv_forward_packed(&s, x, prep_weights(m, l, i), prep_bias(m, i), y, m->ws);
@@ -616,7 +661,7 @@ static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const flo
     }
     const float *wt, *b;
     conv_weights(m, l, &wt, &b);
-    rn_conv_forward_ws(&s, x, wt, b, y, m->ws);
+    rn_conv_forward_ex(&s, x, wt, b, y, m->ws, (l->bf16_act ? RN_BF16_ACT : 0) | xb);
 }
 
 /* The batchnorm synchronization of data-parallel training, or NULL. */
@@ -637,7 +682,7 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     const float *x = l->src < 0 ? m->input : m->act[l->src];
     float *y = m->act[i], *P = m->params;
     size_t rows = (size_t)n * l->h_out * l->w_out;
-    int relu = l->fuse_relu ? RN_FUSE_RELU : 0;
+    int relu = l->fuse_relu ? RN_FUSE_RELU : 0, xb = l->src >= 0 && m->layers[l->src].bf16_act ? RN_BF16_ACT : 0;
     rn_conv_shape s = window(m, l, n);
     switch (l->kind) {
     case RN_L_CONV: conv_forward(m, l, i, n, x, y); break;
@@ -648,12 +693,13 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
             const float *add = a ? m->act[add_operand(m, l, i)] : NULL;
             rn_bn_forward_train_sync(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
                                      m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
-                                     m->bn_invstd + l->stat, y, a ? (a->fuse_relu ? RN_FUSE_RELU : 0) : relu,
+                                     m->bn_invstd + l->stat, y,
+                                     (a ? (a->fuse_relu ? RN_FUSE_RELU : 0) : relu) | xb | (l->bf16_x ? RN_BF16_X : 0),
                                      bn_sync(m), relu ? &keep : NULL, add);
             m->nbt[l->bn]++;
         } else {
             rn_bn_forward_eval_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
-                                  m->buffers + l->rvar, y, relu);
+                                  m->buffers + l->rvar, y, relu | xb | (l->bf16_x ? RN_BF16_X : 0));
             if (l->fuse_add >= 0) /* an eval pass on a training plan: the fused ADD's own pass, then */
                 add_forward(&m->layers[l->fuse_add], rows * l->c_out, y, m->act[add_operand(m, l, i)], y);
         }
@@ -697,14 +743,16 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     switch (l->kind) {
     case RN_L_CONV:
         rn_conv_backward_ex(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws,
-                            set | (l->bf16_grad ? RN_BF16_GRAD : 0));
+                            set | (l->bf16_grad ? RN_BF16_GRAD : 0) |
+                                (l->src >= 0 && m->layers[l->src].bf16_x ? RN_BF16_X : 0));
         break;
     case RN_L_BN: { /* a fused ReLU's mask is recomputed from x (the forward kept dmu and scale), not read from y */
         const rn_bn_relu_mask kept = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
         rn_bn_backward_sync(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat,
                             dy, dx, G + l->w, G + l->b,
                             (l->fuse_relu ? RN_FUSE_RELU : 0) | set |
-                                (l->src >= 0 && m->layers[l->src].bf16_grad ? RN_BF16_GRAD : 0),
+                                (l->src >= 0 && m->layers[l->src].bf16_grad ? RN_BF16_GRAD : 0) |
+                                (l->src >= 0 && m->layers[l->src].bf16_act ? RN_BF16_ACT : 0),
                             bn_sync(m),
                             l->fuse_relu ? &kept : NULL);
         break;
