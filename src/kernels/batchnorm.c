@@ -230,9 +230,13 @@ static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const void *x, int
         apply_as(0, 0, r0, r1, c, x, shift, dmu, scale, beta, add, relu, y);
 }
 
-/* bwd_apply_rows for one mask mode and output form (constants): `set`
-** 0 adds into dx, 1 overwrites it, 2 overwrites it in bf16 (dx then
-** holds uint16_t, each value rounded as rn_bf16_from_f32 does). */
+/* How the backward's apply pass writes dx: adding into it, overwriting it
+** (RN_FUSE_SET), or overwriting it in bf16 (RN_BF16_GRAD: dx then holds
+** uint16_t, each value rounded as rn_bf16_from_f32 does). */
+enum { DX_ADD, DX_SET, DX_BF16 };
+
+/* bwd_apply_rows for one mask mode and output form `set` (DX_*) and x's
+** type (constants). */
 static RN_INLINE void bwd_apply_mode(const int mode, const int set, const int xb, size_t r0, size_t r1, int c,
                                      const void *x, const bn_mask *mk, const float *mean, const float *coef,
                                      const float *dy, void *dx) {
@@ -244,10 +248,10 @@ static RN_INLINE void bwd_apply_mode(const int mode, const int set, const int xb
         for (int ch = 0; ch < c; ch++) {
             const float xv = xat(x, xb, i * (size_t)c + ch);
             const float v = k[ch] * masked_grad(mode, mk, xv, gr, i, c, ch) - c1[ch] - c2[ch] * (xv - mean[ch]);
-            if (set == 2)
+            if (set == DX_BF16)
                 hr[ch] = rn_bf16_from_f32(v);
             else
-                dr[ch] = set ? v : dr[ch] + v;
+                dr[ch] = set == DX_SET ? v : dr[ch] + v;
         }
     }
 }
@@ -267,18 +271,18 @@ static RN_INLINE void bwd_apply_masked(const int set, const int xb, size_t r0, s
 /* bwd_apply_masked for x's type (a constant). */
 static RN_INLINE void bwd_apply_as(const int xb, size_t r0, size_t r1, int c, const void *x, const bn_mask *mk,
                                    const float *mean, const float *coef, const float *dy, int set, void *dx) {
-    if (set == 2)
-        bwd_apply_masked(2, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
-    else if (set)
-        bwd_apply_masked(1, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+    if (set == DX_BF16)
+        bwd_apply_masked(DX_BF16, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+    else if (set == DX_SET)
+        bwd_apply_masked(DX_SET, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
     else
-        bwd_apply_masked(0, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_masked(DX_ADD, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
 }
 
 /* Backward apply of rows [r0, r1), g = dy masked by the fused ReLU (mk):
 ** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
-** c2 = k*invstd*mean(g*xhat); `set` 1 overwrites dx instead of adding, 2
-** overwrites it in bf16 (bwd_apply_mode); x is bf16 when xb.
+** c2 = k*invstd*mean(g*xhat), written as `set` (DX_*) says; x is bf16
+** when xb.
 ** x, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
 static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const void *x, int xb, const bn_mask *mk,
                                      const float *mean, const float *coef, const float *dy, int set, void *dx) {
@@ -467,7 +471,7 @@ void rn_bn_backward_sync(size_t m, int c, const void *x, const float *y, const f
             coef[2 * c + ch] = (float)(k * invstd[ch] * sx / tot[2 * c]);
         }
         /* implicit barrier: coef is complete */
-        const int set = (flags & RN_BF16_GRAD) ? 2 : (flags & RN_FUSE_SET) ? 1 : 0;
+        const int set = (flags & RN_BF16_GRAD) ? DX_BF16 : (flags & RN_FUSE_SET) ? DX_SET : DX_ADD;
         if (dx) bwd_apply_rows(r0, r1, c, x, xb, &mk, mean, coef, dy, set, dx);
     }
 }

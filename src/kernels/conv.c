@@ -580,8 +580,8 @@ static size_t out_tile_floats(const rn_conv_shape *s) {
 ** an odd last row is paired with zeros. */
 static void pack_pairs(const float *a, ptrdiff_t lda, int rows, int cols, uint16_t *out) {
     for (int i = 0; i < rows; i += 2)
-        rn_bf16_interleave(out + (size_t)i * cols, a + (ptrdiff_t)i * lda, i + 1 < rows ? a + (ptrdiff_t)(i + 1) * lda : NULL,
-                           cols);
+        rn_bf16_interleave(out + (size_t)i * cols, a + (ptrdiff_t)i * lda,
+                           i + 1 < rows ? a + (ptrdiff_t)(i + 1) * lda : NULL, cols);
 }
 
 /* pack_pairs for a (rows, cols) matrix already in bf16 (copied, not rounded). */
