@@ -524,9 +524,10 @@ static void run_band(const gjob *g, const gplan *p, const rn_dispatch *d, long l
             for (int j = 0, t; j < g->gw; j += t) {
                 t = rn_tile_rows(g->gw - j, rw), nn_call(g, d, nv, t, g->nu, soff, kd, abuf, arow + j * lda, lda, 0, c,
                         crow + (size_t)j * cd + c, nlast, bias ? bias + c : NULL, acc);
-                if (g->dstb)
-                    round_tile(d, g->dstb + (((size_t)n * g->gh + i) * g->gw + j) * cd + c, crow + (size_t)j * cd + c, t,
-                               w, cd);
+                if (g->dstb) {
+                    const size_t o = (((size_t)n * g->gh + i) * g->gw + j) * cd + c;
+                    round_tile(d, g->dstb + o, crow + (size_t)j * cd + c, t, w, cd);
+                }
             }
         }
     }
