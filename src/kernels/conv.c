@@ -553,10 +553,12 @@ static void run_job(const gjob *g, const rn_dispatch *d, float *abuf, float *cbu
     }
 }
 
-/* The forward job: y = patches of x times w (+ b). */
-static gjob forward_job(const rn_conv_shape *s, const float *x, const float *w, const float *b, float *y) {
-    gjob g = {x,       s->h, s->w,  s->ci, s->n,  s->oh, s->ow, s->stride, s->k, s->k, -s->pad, 1,
-              -s->pad, w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0,         NULL, NULL, NULL};
+/* The forward job: y = patches of x times w (+ b); x is fp32, or bf16
+** when xb (the job's srcb). */
+static gjob forward_job(const rn_conv_shape *s, const void *x, int xb, const float *w, const float *b, float *y) {
+    gjob g = {xb ? NULL : x, s->h, s->w,  s->ci, s->n,  s->oh, s->ow, s->stride, s->k, s->k, -s->pad, 1,
+              -s->pad,       w,    s->co, y,     s->oh, s->ow, 0,     0,         1,    b,    0,       NULL,
+              xb ? x : NULL, NULL};
     return g;
 }
 
@@ -569,7 +571,7 @@ static int bf_pass(const rn_conv_shape *s, const rn_dispatch *d, int cs) { retur
 ** rows, all output channels. */
 static size_t out_tile_floats(const rn_conv_shape *s) {
     const rn_dispatch *d = rn_cpu_dispatch();
-    gjob g = forward_job(s, NULL, NULL, NULL, NULL);
+    gjob g = forward_job(s, NULL, 0, NULL, NULL, NULL);
     if (bf_pass(s, d, s->ci))
         g.wmb = (const uint16_t *)&g; /* not read: the plan only asks whether the job is bf16 */
     const gplan p = make_plan(&g, d, 1);
@@ -612,8 +614,8 @@ static void forward_run(const rn_conv_shape *s, const void *x, int xb, const flo
     const rn_dispatch *d = rn_cpu_dispatch();
     float *yf = yb ? NULL : y;
     uint16_t *yh = yb ? y : NULL;
-    gjob g = forward_job(s, xb ? NULL : x, w, b, yf);
-    g.srcb = xb ? x : NULL, g.dstb = yh;
+    gjob g = forward_job(s, x, xb, w, b, yf);
+    g.dstb = yh;
     const int bf = bf_pass(s, d, s->ci);
     if (bf)
         g.wmb = wb;
@@ -927,14 +929,16 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, dy
             const int kl = imin(p->kcw, kb - k0);
             const float *a = abuf;
             ptrdiff_t lda = kl;
-            if (p->direct && g->srcb) /* bf16 rows of x: copied into pairs */
+            if (p->direct && g->srcb) { /* bf16 rows of x (a bf16 pass: make_wplan): copied into pairs */
                 pack_pairs16(g->srcb + (size_t)m0 * g->cs + k0, g->cs, rows, kl, ap);
-            else if (p->direct)
-                a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
-            else
-                gather_tile(g, m0, rows, k0, k0 + kl, abuf);
-            if (p->bf && !(p->direct && g->srcb))
-                pack_pairs(a, lda, rows, kl, ap);
+            } else {
+                if (p->direct)
+                    a = g->src + (size_t)m0 * g->cs + k0, lda = g->cs;
+                else
+                    gather_tile(g, m0, rows, k0, k0 + kl, abuf);
+                if (p->bf)
+                    pack_pairs(a, lda, rows, kl, ap);
+            }
             for (int kq = k0; kq < k0 + kl; kq += MQ) {
                 const int kblk = kq / MQ, kend = imin(kq + MQ, k0 + kl);
                 for (int ct = 0; ct < p->ncot; ct++) {
@@ -1042,22 +1046,24 @@ static int phases_cover(const rn_conv_shape *s) {
     return 1;
 }
 
-/* Whether the backward of s may take dy in bf16 (RN_BF16_GRAD) with the
-** same results as from its fp32 values: every pass that reads dy rounds
-** it to bf16 first, i.e. bf16 backward-data (Co even) and weight
-** gradient, neither by Winograd (whose transforms read dy in fp32). */
-int rn_conv_takes_bf16_grad(const rn_conv_shape *s) {
+/* Whether every pass of s that reduces over cs channels per tap (Ci: the
+** forward, Co: backward-data), and the weight gradient, multiply in bf16
+** by the direct kernels, not by Winograd (whose transforms read fp32):
+** then a tensor those passes read is rounded to bf16 first, by all. */
+static int direct_bf16(const rn_conv_shape *s, int cs) {
     const rn_dispatch *d = rn_cpu_dispatch();
-    return bf_pass(s, d, s->co) && !rn_wino_applies(s, d) && !rn_wino_dw_applies(s, d);
+    return bf_pass(s, d, cs) && !rn_wino_applies(s, d) && !rn_wino_dw_applies(s, d);
 }
+
+/* Whether the backward of s may take dy in bf16 (RN_BF16_GRAD) with the
+** same results as from its fp32 values: backward-data and the weight
+** gradient, the passes that read dy, round it first (direct_bf16). */
+int rn_conv_takes_bf16_grad(const rn_conv_shape *s) { return direct_bf16(s, s->co); }
 
 /* Whether s may read x in bf16 (RN_BF16_X) with the same results as from
 ** its fp32 values: the forward and the weight gradient, the passes that
-** read x, round it to bf16 first (Ci even), neither by Winograd. */
-int rn_conv_takes_bf16_x(const rn_conv_shape *s) {
-    const rn_dispatch *d = rn_cpu_dispatch();
-    return bf_pass(s, d, s->ci) && !rn_wino_applies(s, d) && !rn_wino_dw_applies(s, d);
-}
+** read x, round it first (direct_bf16). */
+int rn_conv_takes_bf16_x(const rn_conv_shape *s) { return direct_bf16(s, s->ci); }
 
 /* rn_conv_backward_ex for a bf16 dy where the weight gradient does not
 ** run in bf16 (its fp32 kernels read dy in place): with dy widened to
@@ -1097,8 +1103,7 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, 
     float *wp = ws, *tbase = ws + shared_floats(s);
     float *extra = ws + pad16(weight_count(s)); /* shared, after the weights: a Winograd dW's or weight_blocks' */
     const int xb = (flags & RN_BF16_X) != 0;
-    gjob fg = forward_job(s, xb ? NULL : x, w, NULL, NULL);
-    fg.srcb = xb ? x : NULL;
+    const gjob fg = forward_job(s, x, xb, w, NULL, NULL);
     const int wino = !dy.h; /* Winograd's transforms read dy (and x) in fp32 */
     int acc = !(flags & RN_FUSE_SET);
     if (dx && !acc && !phases_cover(s)) { /* a phase without taps (1x1 at stride 2) leaves its pixels at zero */

@@ -647,13 +647,28 @@ static int prepare_bf16(rn_model *m, int n) {
     return 1;
 }
 
+/* The bf16 flags (kernels.h) of the tensors between layer l and its input
+** layer: that layer's output (RN_BF16_ACT from a convolution, RN_BF16_X
+** from a BN or its fused ReLU) and the gradient l hands back to a
+** convolution (RN_BF16_GRAD). The planner sets each only on the pairs that
+** use it (a convolution and the BN reading it alone; a BN and the
+** convolutions reading it), so both sides pass the same flags. */
+static int in_flags(const rn_model *m, const rn_layer *l) {
+    if (l->src < 0) return 0;
+    const rn_layer *s = &m->layers[l->src];
+    return (s->bf16_act ? RN_BF16_ACT : 0) | (s->bf16_x ? RN_BF16_X : 0) | (s->bf16_grad ? RN_BF16_GRAD : 0);
+}
+
+/* The bf16 flags of layer l's own output: RN_BF16_ACT (a convolution's)
+** or RN_BF16_X (a BN's). */
+static int out_flags(const rn_layer *l) { return (l->bf16_act ? RN_BF16_ACT : 0) | (l->bf16_x ? RN_BF16_X : 0); }
+
 /* Runs convolution layer i forward, with the BN reading it folded into its
 ** weights and bias when the plan says so (eval plans); bf16 inference on
 ** an eval plan uses the weights prepare_bf16 packed, except by Winograd
 ** (resnet18 at batch 1, 224 px: 5.6 -> 5.1 ms with its first two stages
 ** so). */
 static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const float *x, float *y) {
-    const int xb = l->src >= 0 && m->layers[l->src].bf16_x ? RN_BF16_X : 0;
     rn_conv_shape s = window(m, l, n);
     if (s.bf16 && !m->plan_train && rn_conv_forward_packs(&s) && (m->prep_ok || prepare_bf16(m, n))) {
         rn_conv_forward_packed(&s, x, prep_weights(m, l, i), prep_bias(m, i), y, m->ws);
@@ -661,7 +676,7 @@ static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const flo
     }
     const float *wt, *b;
     conv_weights(m, l, &wt, &b);
-    rn_conv_forward_ex(&s, x, wt, b, y, m->ws, (l->bf16_act ? RN_BF16_ACT : 0) | xb);
+    rn_conv_forward_ex(&s, x, wt, b, y, m->ws, in_flags(m, l) | out_flags(l));
 }
 
 /* The batchnorm synchronization of data-parallel training, or NULL. */
@@ -682,7 +697,7 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
     const float *x = l->src < 0 ? m->input : m->act[l->src];
     float *y = m->act[i], *P = m->params;
     size_t rows = (size_t)n * l->h_out * l->w_out;
-    int relu = l->fuse_relu ? RN_FUSE_RELU : 0, xb = l->src >= 0 && m->layers[l->src].bf16_act ? RN_BF16_ACT : 0;
+    int relu = l->fuse_relu ? RN_FUSE_RELU : 0, bf = in_flags(m, l) | out_flags(l);
     rn_conv_shape s = window(m, l, n);
     switch (l->kind) {
     case RN_L_CONV: conv_forward(m, l, i, n, x, y); break;
@@ -694,12 +709,12 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
             rn_bn_forward_train_sync(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->spec.bn_momentum,
                                      m->buffers + l->rmean, m->buffers + l->rvar, m->bn_mean + l->stat,
                                      m->bn_invstd + l->stat, y,
-                                     (a ? (a->fuse_relu ? RN_FUSE_RELU : 0) : relu) | xb | (l->bf16_x ? RN_BF16_X : 0),
+                                     (a ? (a->fuse_relu ? RN_FUSE_RELU : 0) : relu) | bf,
                                      bn_sync(m), relu ? &keep : NULL, add);
             m->nbt[l->bn]++;
         } else {
             rn_bn_forward_eval_ex(rows, l->c_out, x, P + l->w, P + l->b, m->spec.bn_eps, m->buffers + l->rmean,
-                                  m->buffers + l->rvar, y, relu | xb | (l->bf16_x ? RN_BF16_X : 0));
+                                  m->buffers + l->rvar, y, relu | bf);
             if (l->fuse_add >= 0) /* an eval pass on a training plan: the fused ADD's own pass, then */
                 add_forward(&m->layers[l->fuse_add], rows * l->c_out, y, m->act[add_operand(m, l, i)], y);
         }
@@ -743,16 +758,13 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
     switch (l->kind) {
     case RN_L_CONV:
         rn_conv_backward_ex(&s, x, P + l->w, dy, dx, G + l->w, l->bias ? G + l->b : NULL, m->ws,
-                            set | (l->bf16_grad ? RN_BF16_GRAD : 0) |
-                                (l->src >= 0 && m->layers[l->src].bf16_x ? RN_BF16_X : 0));
+                            set | (l->bf16_grad ? RN_BF16_GRAD : 0) | in_flags(m, l));
         break;
     case RN_L_BN: { /* a fused ReLU's mask is recomputed from x (the forward kept dmu and scale), not read from y */
         const rn_bn_relu_mask kept = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
         rn_bn_backward_sync(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat,
                             dy, dx, G + l->w, G + l->b,
-                            (l->fuse_relu ? RN_FUSE_RELU : 0) | set |
-                                (l->src >= 0 && m->layers[l->src].bf16_grad ? RN_BF16_GRAD : 0) |
-                                (l->src >= 0 && m->layers[l->src].bf16_act ? RN_BF16_ACT : 0),
+                            (l->fuse_relu ? RN_FUSE_RELU : 0) | set | in_flags(m, l),
                             bn_sync(m),
                             l->fuse_relu ? &kept : NULL);
         break;
