@@ -341,6 +341,18 @@ static float *bf16_round(const float *p, size_t n) {
     return q;
 }
 
+/* p's values rounded to bf16, as bf16 (uint16_t): the bf16 tensors the
+** kernels take (bf16_round holds the same values widened). */
+static uint16_t *bf16_bits(const float *p, size_t n) {
+    uint16_t *q = malloc((n ? n : 1) * sizeof(uint16_t));
+    if (!q) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    for (size_t i = 0; i < n; i++) q[i] = rn_bf16_from_f32(p[i]);
+    return q;
+}
+
 /* The backward of bf16 shape s given dy in bf16 (RN_BF16_GRAD, uint16_t)
 ** equals, bit for bit, the direct backward (no Winograd) given those
 ** values widened to fp32 (dx, dw, db); and where rn_conv_takes_bf16_grad,
@@ -352,9 +364,8 @@ static void test_conv_bf16_grad(tally *t, const rn_conv_shape *s, const float *x
                                 const char *tag) {
     const size_t nx = (size_t)s->n * s->h * s->w * s->ci, ny = (size_t)s->n * s->oh * s->ow * s->co;
     const size_t nw = (size_t)s->k * s->k * s->ci * s->co, all = nx + nw + s->co;
-    uint16_t *dyh = malloc(ny * sizeof(uint16_t));
-    float *dyw = falloc(ny), *g[3], *ws = falloc(rn_conv_workspace(s, 0));
-    for (size_t i = 0; i < ny; i++) dyh[i] = rn_bf16_from_f32(dy[i]), dyw[i] = rn_bf16_to_f32(dyh[i]);
+    uint16_t *dyh = bf16_bits(dy, ny);
+    float *dyw = bf16_round(dy, ny), *g[3], *ws = falloc(rn_conv_workspace(s, 0));
     const void *src[3] = {dyh, dyw, dy};
     rn_conv_shape direct = *s;
     direct.winograd = 0;
@@ -415,9 +426,8 @@ static void test_conv_bf16_x(tally *t, const rn_conv_shape *s, const float *x, c
                              const float *dy, const char *tag) {
     const size_t nx = (size_t)s->n * s->h * s->w * s->ci, ny = (size_t)s->n * s->oh * s->ow * s->co;
     const size_t nw = (size_t)s->k * s->k * s->ci * s->co, all = ny + nx + nw + s->co;
-    uint16_t *xh = malloc(nx * sizeof(uint16_t));
-    float *xw = falloc(nx), *o[3];
-    for (size_t i = 0; i < nx; i++) xh[i] = rn_bf16_from_f32(x[i]), xw[i] = rn_bf16_to_f32(xh[i]);
+    uint16_t *xh = bf16_bits(x, nx);
+    float *xw = bf16_round(x, nx), *o[3];
     const void *src[3] = {xh, xw, x};
     rn_conv_shape direct = *s, fp = *s;
     direct.winograd = 0, fp.bf16 = fp.winograd = 0;
@@ -1495,11 +1505,11 @@ static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float
     char tag[96];
     snprintf(tag, sizeof tag, "n=%d %dx%d c=%d mean~%g", n, h, w, c, offset);
     const float eps = 1e-5f, mom = 0.1f;
-    float *x = falloc(nx), *g = falloc(c), *be = falloc(c), *skip = falloc(nx), *dy = falloc(nx), *dx0 = falloc(nx);
-    uint16_t *xh = malloc(nx * sizeof(uint16_t));
-    fill(r, x, nx, offset - 2, offset + 2), fill(r, g, c, 0.5f, 1.5f), fill(r, be, c, -0.5f, 0.5f);
+    float *xf = falloc(nx), *g = falloc(c), *be = falloc(c), *skip = falloc(nx), *dy = falloc(nx), *dx0 = falloc(nx);
+    fill(r, xf, nx, offset - 2, offset + 2), fill(r, g, c, 0.5f, 1.5f), fill(r, be, c, -0.5f, 0.5f);
     fill(r, skip, nx, -2, 2), fill(r, dy, nx, -1, 1), fill(r, dx0, nx, -1, 1);
-    for (size_t k = 0; k < nx; k++) xh[k] = rn_bf16_from_f32(x[k]), x[k] = rn_bf16_to_f32(xh[k]);
+    uint16_t *xh = bf16_bits(xf, nx);
+    float *x = bf16_round(xf, nx); /* the same values, widened */
     const void *src[2] = {x, xh};
     float *st[2][8], *y[2], *dx[2];
     uint16_t *dh[2];
@@ -1567,7 +1577,7 @@ static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float
     report_bool(t, rounded, "bn train and eval fwd writing y in bf16 round the fp32 y, bit for bit %s", tag);
     free(yh), free(mu), free(is);
     free(y[0]), free(y[1]), free(rm), free(rv);
-    free(x), free(g), free(be), free(skip), free(dy), free(dx0), free(xh);
+    free(x), free(xf), free(g), free(be), free(skip), free(dy), free(dx0), free(xh);
 }
 
 /* Add + ReLU forward (in place on either operand), the in-place ReLU

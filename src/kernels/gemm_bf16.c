@@ -25,7 +25,6 @@
 #include "bf16_simd.h"
 #include "gemm_avx512_tiles.h"
 
-
 /* The multiply-add step of a tile row (the rest: gemm_avx512_tiles.h). */
 #define DOT_RV(r, v)                                                                                                   \
     if (v < NV)                                                                                                        \

@@ -192,7 +192,6 @@ static RN_TBF RN_INLINE void transpose8(__m256i r[8]) {
         r[i + 4] = _mm256_permute2x128_si256(q[i], q[i + 4], 0x31);
 }
 
-
 /* Backward-data U: the Winograd convolution's input channels k are w's
 ** Co (contiguous in w), its outputs j are w's Ci, and the kernel is turned
 ** 180 degrees, g[a] = w[8-a][j][k]. A block of 16 j x 16 k: vectors over
