@@ -279,7 +279,7 @@ static void test_conv_threads(tally *t, rng *r) {
 ** the reference, forward and dx bit-identical for every count (each output
 ** is computed by a fixed sequence whatever the thread), and dw too when it
 ** is large enough for its rows to be split between the threads instead of
-** the pixels (conv.c: more than 8192 weights). */
+** the pixels (more than RN_CONV_SMALL_DW weights, kernels.h). */
 static void test_conv_thread_counts(tally *t, rng *r, int n, int h, int w, int ci, int co, int k, int stride, int pad) {
     rn_conv_shape s = make_shape(n, h, w, ci, co, k, stride, pad);
     size_t nx = (size_t)n * h * w * ci, ny = (size_t)n * s.oh * s.ow * co, nw = (size_t)k * k * ci * co;
@@ -315,7 +315,7 @@ static void test_conv_thread_counts(tally *t, rng *r, int n, int h, int w, int c
     snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d k=%d s=%d p=%d", n, h, w, ci, co, k, stride, pad);
     report(t, e, TOL_FAST, "conv fast at 1,2,3,5 threads vs reference %s", tag);
     report_bool(t, same, "conv fast fwd y and bwd dx bit-identical at 1,2,3,5 threads %s", tag);
-    if (nw > 8192) report_bool(t, same_dw, "conv fast bwd dw (large) bit-identical at 1,2,3,5 threads %s", tag);
+    if (nw > RN_CONV_SMALL_DW) report_bool(t, same_dw, "conv fast bwd dw (large) bit-identical at 1,2,3,5 threads %s", tag);
     free(x), free(wt), free(dy), free(yr), free(dxr), free(dwr), free(dbr), free(y1), free(dx1), free(dw1);
 }
 
@@ -531,9 +531,9 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
     omp_set_num_threads(saved);
     const float *y = out[0], *dx = y + ny, *dw = dx + nx, *db = dw + nw;
     /* y, dx (and a dw large enough to be split by rows: conv.c) */
-    const size_t same = nw > 8192 ? ny + nx + nw : ny + nx;
+    const size_t same = nw > RN_CONV_SMALL_DW ? ny + nx + nw : ny + nx;
     report_bool(t, !memcmp(out[0], out[1], same * sizeof(float)), "conv bf16 same bits at 1 and 2 threads (y dx%s) %s",
-                nw > 8192 ? " dw" : "", tag);
+                nw > RN_CONV_SMALL_DW ? " dw" : "", tag);
 
     /* The trusted sides: reference on rounded operands, and in fp32. */
     float *xb = bf16_round(x, nx), *wb = bf16_round(wt, nw), *dyb = bf16_round(dy, ny);
@@ -1757,7 +1757,8 @@ int main(void) {
     /* Every conv path of conv.c: row mode with bands and phases (wide
     ** rows), gathered chunks (kdim > 512), large dw split by rows in row and
     ** gather mode, small dw split by pixels, tile tails of every width. */
-    test_conv_thread_counts(&t, &r, 3, 16, 16, 32, 64, 3, 2, 1);
+    test_conv_thread_counts(&t, &r, 3, 16, 16, 64, 384, 3, 2, 1);
+    test_conv_thread_counts(&t, &r, 2, 9, 11, 200, 1000, 1, 2, 0);
     test_conv_thread_counts(&t, &r, 2, 9, 11, 96, 100, 1, 2, 0);
     test_conv_thread_counts(&t, &r, 4, 15, 13, 16, 16, 3, 1, 1);
     test_conv_thread_counts(&t, &r, 2, 6, 7, 160, 48, 3, 1, 1);
@@ -1773,10 +1774,11 @@ int main(void) {
         {3, 7, 5, 17, 33, 3, 2, 1},   {1, 7, 5, 1, 16, 3, 1, 1},    {3, 16, 16, 32, 64, 3, 2, 1},
         {2, 8, 8, 256, 512, 1, 1, 0}, {1, 5, 5, 2, 2, 1, 1, 0},     {2, 28, 28, 16, 16, 3, 1, 1},
         {2, 14, 14, 32, 32, 3, 1, 1}, {1, 9, 30, 24, 16, 3, 1, 1},
-        /* dy packed in shared blocks (conv.c weight_blocks): two blocks of
-        ** 1536 and 145 pixels; then a block per 256-pixel tile (Co > 2048),
-        ** three of them; both end on an odd pixel */
-        {1, 41, 41, 96, 300, 1, 1, 0}, {1, 9, 61, 64, 2050, 1, 1, 0},
+        /* dy packed in shared blocks (conv.c weight_blocks, a dw of more
+        ** than RN_CONV_SMALL_DW floats): two blocks of 1536 and 145 pixels;
+        ** then a block per 256-pixel tile (Co > 2048), three of them; both
+        ** end on an odd pixel. The same with a dw split by pixels. */
+        {1, 41, 41, 656, 300, 1, 1, 0}, {1, 9, 61, 96, 2050, 1, 1, 0}, {1, 41, 41, 96, 300, 1, 1, 0},
     };
     printf("bf16 convolutions: %s\n", rn_cpu_has_bf16() ? "AVX512_BF16" : "not available, fp32 fallback checked");
     test_bf16_convert(&t, &r);

@@ -33,7 +33,7 @@
 ** Parallelism and determinism: forward and backward-data hand out
 ** (pixel tile or row band, channel block) units; each unit's arithmetic is
 ** fixed by the shape alone, so the results do not depend on the thread
-** count. Backward-weights with more than SMALL_DW weights splits the rows of
+** count. Backward-weights with more than RN_CONV_SMALL_DW weights splits the rows of
 ** dw (x co tiles) between the threads, every thread summing all pixels in
 ** the same fixed order: dw does not depend on the thread count either, and
 ** there is no partial-sum buffer and no false sharing. A smaller dw is
@@ -90,7 +90,6 @@
 #define ABUF 65600     /* floats of a thread's patch buffer (>= both tiles + slack) */
 #define MAX_SEG 32     /* most tap rows of a row-mode unit */
 #define MQ 24          /* pixel tiles and dw row blocks are multiples of every kernel's row count */
-#define SMALL_DW 8192  /* dw of at most this many floats is summed in per-thread partials */
 /* bf16 values in each of the two shared buffers of packed dy (weight_blocks) */
 #define DW_BLOCK 524288
 
@@ -137,8 +136,16 @@ static int imax(int a, int b) { return a > b ? a : b; }
 static size_t weight_count(const rn_conv_shape *s) { return (size_t)s->k * s->k * s->ci * s->co; }
 
 /* Whether dw is small enough to be split by pixels between the threads,
-** each summing a private partial dw (else its rows are split). */
-static int small_dw(const rn_conv_shape *s) { return weight_count(s) <= SMALL_DW; }
+** each summing a private partial dw (else its rows are split). The bound
+** was 8,192 floats; at 196,608 the first two stages of resnet50 (bf16,
+** batch 32, 128 px) split by pixels, and their 1x1 weight gradients, which
+** in row blocks had every thread read all of dy and wait at a barrier per
+** block, ran 1.3-1.7x faster (64 -> 256 at 32x32 5.0 -> 2.9 ms, 256 -> 128
+** 6.7 -> 4.7 ms, 256 -> 512 stride 2 6.1 -> 5.1 ms). Past it they gain
+** nothing (256 -> 1024 at 8x8) or lose (1024 -> 256: 2.2 -> 2.5 ms; at
+** 1M floats, 2048 -> 512 at 4x4 2.0 -> 3.5 ms): the partials no longer
+** stay in L2. */
+static int small_dw(const rn_conv_shape *s) { return weight_count(s) <= RN_CONV_SMALL_DW; }
 
 /* Floats after the patch buffer of a thread's scratch: for backward-data
 ** at stride > 1, a tile of destination rows to scatter from, or a partial
@@ -905,12 +912,39 @@ static void weight_band(const wplan *p, const rn_dispatch *d, const gjob *g, dy_
     }
 }
 
+/* A run of bytes that a loop prefetches a few cache lines at a time, so
+** that the next tile's data arrives while the micro-kernels work on this
+** one (ahead_step). */
+typedef struct {
+    const char *p, *end;
+} ahead;
+
+/* The rows [m0, m1) of a (M, c) array of esize-byte elements, as a run to
+** prefetch (empty when m1 <= m0 or a is NULL). */
+static ahead ahead_rows(const void *a, long long m0, long long m1, int c, size_t esize) {
+    ahead r = {NULL, NULL};
+    if (a && m1 > m0)
+        r.p = (const char *)a + (size_t)m0 * c * esize, r.end = (const char *)a + (size_t)m1 * c * esize;
+    return r;
+}
+
+/* Prefetches the next n cache lines of a into the cache (a read, kept in
+** L2 and closer) and moves past them. */
+static void ahead_step(ahead *a, int n) {
+    for (; n > 0 && a->p < a->end; n--, a->p += 64)
+        __builtin_prefetch(a->p, 0, 2);
+}
+
 /* Adds to dw the sums over grid pixels [ma, mb), in tiles of mw pixels, of
 ** patch (x) outer dy, for the pairs [pa, pb) of p. Each dw element is
 ** summed in the same order whatever the pairs, so how the pairs are split
 ** between threads does not change the result. bf16 (p->bf): each tile of
 ** patches and of dy is packed pixel-pair-interleaved into ap and dyp, or
-** (packed) dyp already holds the packed dy of pixels [ma, mb).
+** (packed) dyp already holds the packed dy of pixels [ma, mb). While a
+** tile's products run, the next tile's rows of dy (unless packed) and of
+** x (direct) are prefetched a few lines per micro-kernel call: they come
+** from memory, and packing them had waited on it as long as the products
+** took (64 -> 256 at 32x32, batch 32).
 ** dy: (M, Co)  dw: (kdim, Co) */
 static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, dy_src dy, float *dw, long long ma,
                          long long mb, int pa, int pb, float *abuf, uint16_t *ap, uint16_t *dyp, int packed) {
@@ -919,8 +953,15 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, dy
     const int vl = d->vl, co = p->co;
     const int ka = pa / p->ncot * MQ, kb = imin(p->kdim, ((pb - 1) / p->ncot + 1) * MQ);
     const ptrdiff_t zero_off = 0;
+    const size_t dye = dy.h ? sizeof(uint16_t) : sizeof(float), xe = g->srcb ? sizeof(uint16_t) : sizeof(float);
+    const int calls = (pb - pa) * imax(1, MQ / d->tn_rows[d->nvmax]); /* about, per tile */
     for (long long m0 = ma; m0 < mb; m0 += p->mw) {
         const int rows = (int)(mb - m0 < p->mw ? mb - m0 : p->mw);
+        const long long m1 = m0 + rows, m2 = mb - m1 < p->mw ? mb : m1 + p->mw;
+        ahead ady = ahead_rows(packed ? NULL : dy.h ? (const void *)dy.h : (const void *)dy.f, m1, m2, co, dye);
+        ahead ax = ahead_rows(p->direct ? (g->srcb ? (const void *)g->srcb : (const void *)g->src) : NULL, m1, m2,
+                              g->cs, xe);
+        const int step = (int)((ady.end - ady.p + ax.end - ax.p) / 64 / calls + 1);
         const float *dyt = dy.f ? dy.f + (size_t)m0 * co : NULL;
         const uint16_t *dyb = packed ? dyp + (size_t)(m0 - ma) * co : dyp;
         if (p->bf && !packed)
@@ -950,6 +991,7 @@ static void weight_pairs(const wplan *p, const rn_dispatch *d, const gjob *g, dy
                     for (int kk = kq, t; kk < kend; kk += t) {
                         float *cp = dw + (size_t)kk * co + c;
                         t = rn_tile_rows(kend - kk, rk);
+                        ahead_step(&ady, step), ahead_step(&ax, step);
                         if (p->bf)
                             d->tnb[nv][t](1, &zero_off, (rows + 1) / 2, ap + 2 * (kk - k0), 2 * kl, dyb + 2 * c,
                                           2 * co, cp, co, nlast);

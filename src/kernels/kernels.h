@@ -66,6 +66,15 @@ void rn_ref_conv_forward(const rn_conv_shape *s, const float *x, const float *w,
 void rn_ref_conv_backward(const rn_conv_shape *s, const float *x, const float *w, const float *dy,
                           float *dx, float *dw, float *db);
 
+/* How the fast backward splits the weight gradient between the threads:
+** a dw of at most this many floats (768 KB, which stays in a core's L2) by
+** pixels, each thread summing a partial dw that are then added in thread
+** order, so that each reads only its share of x and dy and needs no
+** barrier (the same bits for the same thread count); a larger one by its
+** rows, every thread summing all pixels for its rows (the same bits for
+** any thread count). conv.c has the measurements behind the number. */
+#define RN_CONV_SMALL_DW 196608
+
 /* Fast versions. `ws` is scratch of at least rn_conv_workspace(s, nthreads) floats,
 ** nthreads >= the threads of the caller's parallel regions (omp_get_max_threads()).
 ** rn_conv_forward allocates its own scratch; rn_conv_forward_ws uses ws (no allocation). */
