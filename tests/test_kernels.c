@@ -315,7 +315,8 @@ static void test_conv_thread_counts(tally *t, rng *r, int n, int h, int w, int c
     snprintf(tag, sizeof tag, "n=%d %dx%d ci=%d co=%d k=%d s=%d p=%d", n, h, w, ci, co, k, stride, pad);
     report(t, e, TOL_FAST, "conv fast at 1,2,3,5 threads vs reference %s", tag);
     report_bool(t, same, "conv fast fwd y and bwd dx bit-identical at 1,2,3,5 threads %s", tag);
-    if (nw > RN_CONV_SMALL_DW) report_bool(t, same_dw, "conv fast bwd dw (large) bit-identical at 1,2,3,5 threads %s", tag);
+    if (nw > RN_CONV_SMALL_DW)
+        report_bool(t, same_dw, "conv fast bwd dw (large) bit-identical at 1,2,3,5 threads %s", tag);
     free(x), free(wt), free(dy), free(yr), free(dxr), free(dwr), free(dbr), free(y1), free(dx1), free(dw1);
 }
 

@@ -33,12 +33,13 @@
 ** Parallelism and determinism: forward and backward-data hand out
 ** (pixel tile or row band, channel block) units; each unit's arithmetic is
 ** fixed by the shape alone, so the results do not depend on the thread
-** count. Backward-weights with more than RN_CONV_SMALL_DW weights splits the rows of
-** dw (x co tiles) between the threads, every thread summing all pixels in
-** the same fixed order: dw does not depend on the thread count either, and
-** there is no partial-sum buffer and no false sharing. A smaller dw is
-** split by pixels instead, each thread summing a private partial that is
-** added in thread order: the same bits for the same thread count.
+** count. Backward-weights with more than RN_CONV_SMALL_DW weights splits
+** the rows of dw (x co tiles) between the threads, every thread summing all
+** pixels in the same fixed order: dw does not depend on the thread count
+** either, and there is no partial-sum buffer and no false sharing. A
+** smaller dw is split by pixels instead, each thread summing a private
+** partial that is added in thread order: the same bits for the same thread
+** count.
 **
 ** bf16 (rn_conv_shape.bf16, kernels.h): the same jobs and plans with the
 ** bf16 micro-kernels (gemm_bf16.c). The gathers and row copies that fill
