@@ -1168,6 +1168,67 @@ static void test_fc_fd(tally *t, rng *r, int n, int in, int out) {
     free(ins[0]), free(ins[1]), free(ins[2]);
 }
 
+/* The bf16 head (rn_fc_forward_bf16, rn_fc_backward_bf16) against a
+** double reference on x, W and dy rounded to bf16 (db from the fp32 dy),
+** the gradients pre-filled to check they are added to: a product of two
+** bf16 values is exact in fp32, so only the order of the fp32 sums
+** differs (TOL_FAST). Against fp32 the results must differ by more than
+** 1e-6 (the bf16 products ran) and stay within bf16 precision (2e-2).
+** One and two threads give the same bits, and so does the forward from
+** weights packed beforehand (rn_fc_pack_bf16, as eval plans do). */
+static void test_fc_bf16(tally *t, rng *r, int n, int in, int out) {
+    if (!rn_cpu_has_bf16()) return;
+    const size_t nx = (size_t)n * in, nw = (size_t)out * in, ny = (size_t)n * out, all = ny + nx + nw + out;
+    float *x = falloc(nx), *w = falloc(nw), *b = falloc(out), *dy = falloc(ny), *g0 = falloc(nx + nw + out), *o[2];
+    fill(r, x, nx, -1, 1), fill(r, w, nw, -1, 1), fill(r, b, out, -1, 1), fill(r, dy, ny, -1, 1);
+    fill(r, g0, nx + nw + out, -1, 1);
+    float *ws = falloc(rn_fc_workspace_bf16(n, in, out)), *yp = falloc(ny);
+    uint16_t *wt = malloc(((size_t)in + 1) * out * sizeof(uint16_t));
+    const int saved = omp_get_max_threads();
+    for (int ti = 0; ti < 2; ti++) { /* y, dx, dw, db back to back */
+        omp_set_num_threads(ti + 1);
+        o[ti] = falloc(all);
+        memcpy(o[ti] + ny, g0, (nx + nw + out) * sizeof(float));
+        rn_fc_forward_bf16(n, in, out, x, w, NULL, b, o[ti], ws);
+        rn_fc_backward_bf16(n, in, out, x, w, dy, o[ti] + ny, o[ti] + ny + nx, o[ti] + ny + nx + nw, ws);
+    }
+    omp_set_num_threads(saved);
+    rn_fc_pack_bf16(in, out, w, wt);
+    rn_fc_forward_bf16(n, in, out, x, NULL, wt, b, yp, ws);
+    char tag[64];
+    snprintf(tag, sizeof tag, "n=%d in=%d out=%d", n, in, out);
+    report_bool(t, wt && !memcmp(o[0], o[1], all * sizeof(float)) && !memcmp(o[0], yp, ny * sizeof(float)),
+                "fc bf16 same bits at 1 and 2 threads and from packed weights %s", tag);
+    float *xr = bf16_round(x, nx), *wr = bf16_round(w, nw), *dyr = bf16_round(dy, ny);
+    double *ref = dalloc(all), *f32 = dalloc(all);
+    for (int pass = 0; pass < 2; pass++) { /* bf16-rounded operands, then fp32 ones */
+        const float *xs = pass ? x : xr, *wv = pass ? w : wr, *gs = pass ? dy : dyr;
+        double *d = pass ? f32 : ref;
+        for (size_t k = 0; k < nx + nw + out; k++) d[ny + k] = g0[k];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < out; j++) {
+                double acc = b[j];
+                for (int k = 0; k < in; k++) {
+                    acc += (double)xs[(size_t)i * in + k] * wv[(size_t)j * in + k];
+                    d[ny + (size_t)i * in + k] += (double)gs[(size_t)i * out + j] * wv[(size_t)j * in + k];
+                    d[ny + nx + (size_t)j * in + k] += (double)gs[(size_t)i * out + j] * xs[(size_t)i * in + k];
+                }
+                d[(size_t)i * out + j] = acc;
+                d[ny + nx + nw + j] += dy[(size_t)i * out + j];
+            }
+    }
+    report(t, rel_err_d(o[0], ref, ny) + rel_err_d(o[0] + ny, ref + ny, nx) +
+                  rel_err_d(o[0] + ny + nx, ref + ny + nx, nw) + rel_err_d(o[0] + ny + nx + nw, ref + ny + nx + nw, out),
+           TOL_FAST, "fc bf16 fwd+bwd vs reference on bf16-rounded operands %s", tag);
+    const double ey = rel_err_d(o[0], f32, ny), edx = rel_err_d(o[0] + ny, f32 + ny, nx);
+    const double edw = rel_err_d(o[0] + ny + nx, f32 + ny + nx, nw);
+    report(t, fmax(fmax(ey, edx), edw), 2e-2, "fc bf16 fwd+bwd within bf16 precision of fp32 %s", tag);
+    report_bool(t, ey > 1e-6 && edx > 1e-6 && edw > 1e-6, "fc bf16 differs from fp32 (y %.1e dx %.1e dw %.1e) %s",
+                ey, edx, edw, tag);
+    free(x), free(w), free(b), free(dy), free(g0), free(o[0]), free(o[1]), free(ws), free(yp), free(wt);
+    free(xr), free(wr), free(dyr), free(ref), free(f32);
+}
+
 /* Batch, classes, labels and smoothing of the loss. */
 typedef struct {
     int n, k;
@@ -1831,6 +1892,10 @@ int main(void) {
     test_padskip_fd(&t, &r, 1, 8, 8, 5, 10, 2);
     test_fc_fd(&t, &r, 3, 17, 5);
     test_fc_fd(&t, &r, 1, 33, 1);
+    test_fc_bf16(&t, &r, 3, 17, 5);
+    test_fc_bf16(&t, &r, 1, 512, 10);
+    test_fc_bf16(&t, &r, 7, 300, 200);
+    test_fc_bf16(&t, &r, 32, 2048, 1000);
     test_xent_fd(&t, &r, 3, 5, 0.0f);
     test_xent_fd(&t, &r, 3, 5, 0.1f);
     test_xent_fd(&t, &r, 4, 17, 0.1f);

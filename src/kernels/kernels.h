@@ -246,6 +246,18 @@ void rn_padskip_backward(const rn_conv_shape *s, int lo, const float *dy, float 
 void rn_fc_forward(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
 void rn_fc_backward(int n, int in, int out, const float *x, const float *w, const float *dy,
                     float *dx, float *dw, float *db);
+/* The same in bf16 (for a bf16 model, on a CPU with AVX512_BF16): x, W
+** and dy rounded to bf16, the products summed in fp32 (db from the fp32
+** dy), y and the gradients in fp32. The forward takes W packed by
+** rn_fc_pack_bf16 as wt, or packs it itself when wt is NULL; ws is scratch
+** of rn_fc_workspace_bf16(n, in, out) floats.
+** wt: (even(I)/2, O) pairs of bf16 values: wt[(k/2)*2*O + 2*o + k%2] = w[o][k] */
+size_t rn_fc_workspace_bf16(int n, int in, int out);
+void rn_fc_pack_bf16(int in, int out, const float *w, uint16_t *wt);
+void rn_fc_forward_bf16(int n, int in, int out, const float *x, const float *w, const uint16_t *wt, const float *b,
+                        float *y, float *ws);
+void rn_fc_backward_bf16(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
+                         float *dw, float *db, float *ws);
 /* Mean softmax cross-entropy over the batch with label smoothing eps
 ** (PyTorch's CrossEntropyLoss(label_smoothing=eps)). Writes dlogits (not
 ** accumulated) when not NULL, already divided by n.  logits: (N,K) labels: (N) */

@@ -450,12 +450,17 @@ static size_t plan_tensors(planner *p, int *scratch) {
     return place_slots(p, scratch, scratch + SLOTS_PER_LAYER * p->L);
 }
 
-/* Floats of the convolution workspace (*ws) and of the folded-weight
-** scratch (*fold: the largest folded conv's weights and bias) for batch n. */
+/* Floats of the convolution (and bf16 head) workspace (*ws) and of the
+** folded-weight scratch (*fold: the largest folded conv's weights and bias)
+** for batch n. */
 static void scratch_floats(const rn_model *m, int n, size_t *ws, size_t *fold) {
     *ws = *fold = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const rn_layer *l = &m->layers[i];
+        if (l->kind == RN_L_FC && m->prec != RN_PREC_FP32) {
+            size_t need = rn_fc_workspace_bf16(n, l->c_in, l->c_out);
+            if (need > *ws) *ws = need;
+        }
         if (l->kind != RN_L_CONV) continue;
         rn_conv_shape s = window(m, l, n);
         size_t need = rn_conv_workspace(&s, max_threads());
@@ -599,8 +604,10 @@ static void conv_weights(rn_model *m, const rn_layer *l, const float **wt, const
     }
 }
 
-/* Floats of one conv's prepared bias and bf16 weights (as pairs of bf16). */
+/* Floats of one conv's prepared bias and bf16 weights (as pairs of bf16),
+** or of the head's packed bf16 weights (rn_fc_pack_bf16). */
 static size_t prep_floats(const rn_layer *l) {
+    if (l->kind == RN_L_FC) return line((size_t)(l->c_in + 1) / 2 * l->c_out);
     return line((size_t)l->c_out) + line((size_t)l->k * l->k * l->c_in * l->c_out / 2 + 1);
 }
 
@@ -610,14 +617,17 @@ static float *prep_bias(const rn_model *m, int i) { return m->prep + m->prep_off
 static uint16_t *prep_weights(const rn_model *m, const rn_layer *l, int i) {
     return (uint16_t *)(prep_bias(m, i) + line((size_t)l->c_out));
 }
+/* The head's (layer i's) prepared weights, packed by rn_fc_pack_bf16. */
+static uint16_t *prep_head(const rn_model *m, int i) { return (uint16_t *)(m->prep + m->prep_off[i]); }
 
 /* bf16 inference on an eval plan for batch n: packs every direct bf16
 ** conv's weights (folded as the plan says) once, so that later passes read
 ** neither the fp32 weights nor the BN statistics. A conv that runs by
 ** Winograd at this batch folds and transforms its weights at every call
-** instead (rn_conv_forward_packs). Returns 0 when memory is short (the
-** convolutions then pack per call, as in training). Room is kept for
-** every conv, since another batch size may turn Winograd off. */
+** instead (rn_conv_forward_packs). The head's weights are packed too.
+** Returns 0 when memory is short (the convolutions and the head then pack
+** per call, as in training). Room is kept for every conv, since another
+** batch size may turn Winograd off. */
 static int prepare_bf16(rn_model *m, int n) {
     if (!m->prep) {
         size_t total = 0;
@@ -625,7 +635,7 @@ static int prepare_bf16(rn_model *m, int n) {
         for (int i = 0; m->prep_off && i < m->nlayers; i++) {
             const rn_layer *l = &m->layers[i];
             m->prep_off[i] = total;
-            if (l->kind == RN_L_CONV) total += prep_floats(l);
+            if (l->kind == RN_L_CONV || l->kind == RN_L_FC) total += prep_floats(l);
         }
         m->prep = m->prep_off ? malloc((total ? total : 1) * sizeof(float)) : NULL;
         if (!m->prep) {
@@ -636,6 +646,7 @@ static int prepare_bf16(rn_model *m, int n) {
     for (int i = 0; i < m->nlayers; i++) {
         const rn_layer *l = &m->layers[i];
         rn_conv_shape s = window(m, l, n);
+        if (l->kind == RN_L_FC) rn_fc_pack_bf16(l->c_in, l->c_out, m->params + l->w, prep_head(m, i));
         if (l->kind != RN_L_CONV || !rn_conv_forward_packs(&s)) continue;
         const float *wt, *b;
         conv_weights(m, l, &wt, &b);
@@ -677,6 +688,19 @@ static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const flo
     const float *wt, *b;
     conv_weights(m, l, &wt, &b);
     rn_conv_forward_ex(&s, x, wt, b, y, m->ws, in_flags(m, l) | out_flags(l));
+}
+
+/* Runs the head (layer i) forward: in bf16 for a bf16 model, with the
+** weights prepare_bf16 packed on an eval plan, else in fp32. */
+static void fc_forward(rn_model *m, const rn_layer *l, int i, int n, const float *x, float *y) {
+    const float *P = m->params;
+    if (m->prec == RN_PREC_FP32) {
+        rn_fc_forward(n, l->c_in, l->c_out, x, P + l->w, P + l->b, y);
+        return;
+    }
+    const int packed = !m->plan_train && (m->prep_ok || prepare_bf16(m, n));
+    rn_fc_forward_bf16(n, l->c_in, l->c_out, x, P + l->w, packed ? prep_head(m, i) : NULL,
+                       P + l->b, y, m->ws);
 }
 
 /* The batchnorm synchronization of data-parallel training, or NULL. */
@@ -727,7 +751,7 @@ static void layer_forward(rn_model *m, const rn_layer *l, int i, int n, int trai
         break;
     case RN_L_PADSKIP: rn_padskip_forward(&s, l->pad, x, y); break;
     case RN_L_GAP: rn_gap_forward(n, l->h_in * l->w_in, l->c_in, x, y); break;
-    case RN_L_FC: rn_fc_forward(n, l->c_in, l->c_out, x, P + l->w, P + l->b, y); break;
+    case RN_L_FC: fc_forward(m, l, i, n, x, y); break;
     }
 }
 
@@ -779,7 +803,10 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
         break;
     case RN_L_PADSKIP: rn_padskip_backward(&s, l->pad, dy, dx); break;
     case RN_L_GAP: rn_gap_backward(n, l->h_in * l->w_in, l->c_in, dy, dx); break;
-    case RN_L_FC: rn_fc_backward(n, l->c_in, l->c_out, x, P + l->w, dy, dx, G + l->w, G + l->b); break;
+    case RN_L_FC:
+        if (m->prec == RN_PREC_FP32) rn_fc_backward(n, l->c_in, l->c_out, x, P + l->w, dy, dx, G + l->w, G + l->b);
+        else rn_fc_backward_bf16(n, l->c_in, l->c_out, x, P + l->w, dy, dx, G + l->w, G + l->b, m->ws);
+        break;
     }
 }
 
