@@ -416,6 +416,39 @@ static void test_conv_bf16_act(tally *t, const rn_conv_shape *s, const float *x,
     free(y), free(ws), free(h);
 }
 
+/* Shape s's backward writing dx in bf16 (RN_BF16_DX) equals its fp32
+** backward's dx rounded value by value, bit for bit, with the same dw, at
+** 1 and 2 threads, writing nothing past dx's end: written (RN_FUSE_SET)
+** and added to a pre-filled bf16 dx (its values widened into the fp32
+** run's dx). Where rn_conv_gives_bf16_dx refuses (stride 2) or dx is
+** added to, the rounding runs on an fp32 copy, with the same results. */
+static void test_conv_bf16_dx(tally *t, const rn_conv_shape *s, const float *x, const float *wt, const float *dy,
+                              const float *pre, const char *tag) {
+    const size_t nx = (size_t)s->n * s->h * s->w * s->ci, nw = (size_t)s->k * s->k * s->ci * s->co;
+    float *ws = falloc(rn_conv_workspace(s, 2)), *d = falloc(nx), *dw = falloc(nw), *dw2 = falloc(nw);
+    uint16_t *h0 = bf16_bits(pre, nx), *h = malloc((nx + 16) * sizeof(uint16_t));
+    int same = h != NULL;
+    const int saved = omp_get_max_threads();
+    for (int set = 0; same && set < 2; set++)
+        for (int ti = 0; same && ti < 2; ti++) {
+            omp_set_num_threads(ti + 1); /* a small dw's bits depend on the thread count */
+            const int fl = set ? RN_FUSE_SET : 0;
+            for (size_t k = 0; k < nx; k++) d[k] = rn_bf16_to_f32(h0[k]);
+            memset(dw, 0, nw * sizeof(float)), memset(dw2, 0, nw * sizeof(float));
+            rn_conv_backward_ex(s, x, wt, dy, d, dw, NULL, ws, fl);
+            memcpy(h, h0, nx * sizeof(uint16_t));
+            for (int k = 0; k < 16; k++) h[nx + k] = 0x5555;
+            rn_conv_backward_ex(s, x, wt, dy, h, dw2, NULL, ws, fl | RN_BF16_DX);
+            for (size_t k = 0; k < nx; k++) same &= h[k] == rn_bf16_from_f32(d[k]);
+            for (int k = 0; k < 16; k++) same &= h[nx + k] == 0x5555;
+            same &= !memcmp(dw, dw2, nw * sizeof(float));
+        }
+    omp_set_num_threads(saved);
+    report_bool(t, same, "conv backward into a bf16 dx (set, added) rounds the fp32 dx, bit for bit, at 1 and 2 "
+                "threads%s %s", rn_conv_gives_bf16_dx(s) ? "" : " (refused: rounded copy)", tag);
+    free(ws), free(d), free(dw), free(dw2), free(h0), free(h);
+}
+
 /* Shape s's forward and weight gradient reading x in bf16 (RN_BF16_X,
 ** uint16_t) equal, bit for bit, the direct passes (no Winograd) reading
 ** those values widened to fp32, and its backward-data (which does not read
@@ -566,6 +599,7 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
     }
     if (on) test_conv_bf16_grad(t, &sb, x, wt, dy, tag);
     test_conv_bf16_act(t, &sb, x, wt, b, tag);
+    if (on) test_conv_bf16_dx(t, &sb, x, wt, dy, g0, tag);
     test_conv_bf16_x(t, &sb, x, wt, b, dy, tag);
     free(x), free(wt), free(b), free(dy), free(g0), free(out[0]), free(out[1]), free(xb), free(wb), free(dyb);
     free(yr), free(yf), free(gr), free(gf);
@@ -765,6 +799,7 @@ static void test_conv_winograd(tally *t, rng *r, int n, int h, int w, int ci, in
     report_bool(t, !rn_conv_takes_bf16_grad(&sw), "winograd takes no bf16 dy as exact %s", tag);
     test_conv_bf16_grad(t, &sw, x, wt, dy, tag); /* a bf16 dy runs the direct passes */
     test_conv_bf16_act(t, &sw, x, wt, b, tag);    /* the output transform rounds as it stores */
+    test_conv_bf16_dx(t, &sw, x, wt, dy, dx0, tag); /* so does backward-data's */
     test_conv_bf16_x(t, &sw, x, wt, b, dy, tag);  /* a bf16 x runs the direct passes */
     for (int ti = 0; ti < 2; ti++) free(y[ti]), free(dxa[ti]), free(dxs[ti]), free(dw[ti]);
     free(x), free(wt), free(b), free(dy), free(dx0), free(wf), free(yd), free(dxd), free(dwd), free(ws);
@@ -1561,7 +1596,8 @@ static void test_bn_fused(tally *t, rng *r, int n, int h, int w, int c, float of
 ** forward (plain, with ReLU and a kept mask, with a residual and ReLU;
 ** y, statistics, running statistics and the kept dmu and scale), the eval
 ** forward, and the backward in each mask mode (none, from y, recomputed
-** from x) adding, overwriting and writing bf16 (dx, dgamma, dbeta). */
+** from x) adding, overwriting and writing bf16 (dx, dgamma, dbeta), the
+** backward also reading dy in bf16 (RN_BF16_DX). */
 static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float offset) {
     const size_t m = (size_t)n * h * w, nx = m * c;
     char tag[96];
@@ -1570,9 +1606,9 @@ static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float
     float *xf = falloc(nx), *g = falloc(c), *be = falloc(c), *skip = falloc(nx), *dy = falloc(nx), *dx0 = falloc(nx);
     fill(r, xf, nx, offset - 2, offset + 2), fill(r, g, c, 0.5f, 1.5f), fill(r, be, c, -0.5f, 0.5f);
     fill(r, skip, nx, -2, 2), fill(r, dy, nx, -1, 1), fill(r, dx0, nx, -1, 1);
-    uint16_t *xh = bf16_bits(xf, nx);
-    float *x = bf16_round(xf, nx); /* the same values, widened */
-    const void *src[2] = {x, xh};
+    uint16_t *xh = bf16_bits(xf, nx), *dyh = bf16_bits(dy, nx);
+    float *x = bf16_round(xf, nx), *dyw = bf16_round(dy, nx); /* the same values, widened */
+    const void *src[2] = {x, xh}, *gsrc[2] = {dyw, dyh};
     float *st[2][8], *y[2], *dx[2];
     uint16_t *dh[2];
     float *rm = falloc(c), *rv = falloc(c);
@@ -1597,9 +1633,9 @@ static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float
                         const rn_bn_relu_mask kept = {st[v][4], st[v][5], be};
                         st[v][6] = fzero(c), st[v][7] = fzero(c), dx[v] = fdup(dx0, nx);
                         dh[v] = malloc(nx * sizeof(uint16_t));
-                        const int fl = (mode ? RN_FUSE_RELU : 0) | (v ? RN_BF16_ACT : 0) |
+                        const int fl = (mode ? RN_FUSE_RELU : 0) | (v ? RN_BF16_ACT | RN_BF16_DX : 0) |
                                        (set == 1 ? RN_FUSE_SET : set == 2 ? RN_BF16_GRAD : 0);
-                        rn_bn_backward_sync(m, c, src[v], mode == 1 ? y[v] : NULL, g, st[v][0], st[v][1], dy,
+                        rn_bn_backward_sync(m, c, src[v], mode == 1 ? y[v] : NULL, g, st[v][0], st[v][1], gsrc[v],
                                             set == 2 ? (void *)dh[v] : dx[v], st[v][6], st[v][7], fl, NULL,
                                             mode == 2 ? &kept : NULL);
                     }
@@ -1612,7 +1648,8 @@ static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float
             free(y[v]);
         }
     }
-    report_bool(t, same, "bn train fwd (3 forms) and bwd (3 masks x 3 outputs) from bf16 x equal them from fp32 %s",
+    report_bool(t, same,
+                "bn train fwd (3 forms) and bwd (3 masks x 3 outputs) from bf16 x (and dy) equal them from fp32 %s",
                 tag);
     for (int v = 0; v < 2; v++) {
         y[v] = falloc(nx);
@@ -1639,7 +1676,7 @@ static void test_bn_bf16_act(tally *t, rng *r, int n, int h, int w, int c, float
     report_bool(t, rounded, "bn train and eval fwd writing y in bf16 round the fp32 y, bit for bit %s", tag);
     free(yh), free(mu), free(is);
     free(y[0]), free(y[1]), free(rm), free(rv);
-    free(x), free(xf), free(g), free(be), free(skip), free(dy), free(dx0), free(xh);
+    free(x), free(xf), free(g), free(be), free(skip), free(dy), free(dx0), free(xh), free(dyh), free(dyw);
 }
 
 /* Add + ReLU forward (in place on either operand), the in-place ReLU

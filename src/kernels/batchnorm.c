@@ -17,6 +17,9 @@
 **     and widened as it is read (every pass reads x: half the bytes);
 **   - RN_BF16_X: the forward writes y rounded to bf16, for the bf16
 **     convolutions reading it, which would round it anyway;
+**   - RN_BF16_DX: dy, the input gradient of the bf16 convolution reading
+**     y, comes in bf16 and is widened as it is read (both backward passes
+**     read dy: half the bytes);
 **   - rn_bn_fold: eval-mode BN folded into the preceding convolution.
 **
 ** Each kernel is two passes at most over memory: the per-channel reductions
@@ -121,26 +124,26 @@ typedef struct {
 /* dy at channel ch of row i, zero where the fused ReLU was off: mode 0 no
 ** ReLU, 1 from y, 2 recomputed from xv, x's value there (a constant in
 ** every caller, so the select vectorizes; gv is loaded unconditionally for
-** the same reason). */
-static RN_INLINE float masked_grad(const int mode, const bn_mask *mk, float xv, const float *gr, size_t i, int c,
-                                   int ch) {
-    const float gv = gr[ch];
+** the same reason). dy is bf16 when gb (a constant too). */
+static RN_INLINE float masked_grad(const int mode, const int gb, const bn_mask *mk, float xv, const void *dy, size_t i,
+                                   int c, int ch) {
+    const float gv = xat(dy, gb, i * (size_t)c + ch);
     if (mode == 1) return mk->y[i * (size_t)c + ch] > 0.0f ? gv : 0.0f;
     if (mode == 2) return bn_out(xv, mk->shift[ch], mk->dmu[ch], mk->scale[ch], mk->beta[ch]) > 0.0f ? gv : 0.0f;
     return gv;
 }
 
-/* bwd_moments_rows for one mask mode and x's type (constants). */
-static RN_INLINE void bwd_moments_mode(const int mode, const int xb, size_t r0, size_t r1, int c, const void *x,
-                                       const bn_mask *mk, const float *mean, const float *dy, double *s1, double *s2) {
+/* bwd_moments_rows for one mask mode, x's type and dy's (constants). */
+static RN_INLINE void bwd_moments_mode(const int mode, const int xb, const int gb, size_t r0, size_t r1, int c,
+                                       const void *x, const bn_mask *mk, const float *mean, const void *dy, double *s1,
+                                       double *s2) {
     float f1[c], f2[c];
     for (size_t b = r0; b < r1; b += BN_BLOCK) {
         const size_t e = b + BN_BLOCK < r1 ? b + BN_BLOCK : r1;
         for (int ch = 0; ch < c; ch++) f1[ch] = f2[ch] = 0.0f;
         for (size_t i = b; i < e; i++) {
-            const float *gr = dy + i * (size_t)c;
             for (int ch = 0; ch < c; ch++) {
-                const float xv = xat(x, xb, i * (size_t)c + ch), g = masked_grad(mode, mk, xv, gr, i, c, ch);
+                const float xv = xat(x, xb, i * (size_t)c + ch), g = masked_grad(mode, gb, mk, xv, dy, i, c, ch);
                 f1[ch] += g;
                 f2[ch] += g * (xv - mean[ch]);
             }
@@ -152,26 +155,30 @@ static RN_INLINE void bwd_moments_mode(const int mode, const int xb, size_t r0, 
     }
 }
 
-/* bwd_moments_rows for x's type (a constant). */
-static RN_INLINE void bwd_moments_as(const int xb, size_t r0, size_t r1, int c, const void *x, const bn_mask *mk,
-                                     const float *mean, const float *dy, double *s1, double *s2) {
+/* bwd_moments_rows for x's and dy's types (constants). */
+static RN_INLINE void bwd_moments_as(const int xb, const int gb, size_t r0, size_t r1, int c, const void *x,
+                                     const bn_mask *mk, const float *mean, const void *dy, double *s1, double *s2) {
     if (mk->y)
-        bwd_moments_mode(1, xb, r0, r1, c, x, mk, mean, dy, s1, s2);
+        bwd_moments_mode(1, xb, gb, r0, r1, c, x, mk, mean, dy, s1, s2);
     else if (mk->shift)
-        bwd_moments_mode(2, xb, r0, r1, c, x, mk, mean, dy, s1, s2);
+        bwd_moments_mode(2, xb, gb, r0, r1, c, x, mk, mean, dy, s1, s2);
     else
-        bwd_moments_mode(0, xb, r0, r1, c, x, mk, mean, dy, s1, s2);
+        bwd_moments_mode(0, xb, gb, r0, r1, c, x, mk, mean, dy, s1, s2);
 }
 
 /* Backward moments of rows [r0, r1): with g = dy, masked by the fused
 ** ReLU (mk): s1 += g, s2 += g * (x - mean), summed as fwd_moments_rows does;
-** x is bf16 when xb.  x, dy: (M,C)  mean, s1, s2: (C) */
+** x is bf16 when xb, dy when gb.  x, dy: (M,C)  mean, s1, s2: (C) */
 static RN_CLONES void bwd_moments_rows(size_t r0, size_t r1, int c, const void *x, int xb, const bn_mask *mk,
-                                       const float *mean, const float *dy, double *s1, double *s2) {
-    if (xb)
-        bwd_moments_as(1, r0, r1, c, x, mk, mean, dy, s1, s2);
+                                       const float *mean, const void *dy, int gb, double *s1, double *s2) {
+    if (xb && gb)
+        bwd_moments_as(1, 1, r0, r1, c, x, mk, mean, dy, s1, s2);
+    else if (xb)
+        bwd_moments_as(1, 0, r0, r1, c, x, mk, mean, dy, s1, s2);
+    else if (gb)
+        bwd_moments_as(0, 1, r0, r1, c, x, mk, mean, dy, s1, s2);
     else
-        bwd_moments_as(0, r0, r1, c, x, mk, mean, dy, s1, s2);
+        bwd_moments_as(0, 0, r0, r1, c, x, mk, mean, dy, s1, s2);
 }
 
 /* apply_rows for one form (constants): plus add (a row of it) when sum,
@@ -235,19 +242,18 @@ static RN_CLONES void apply_rows(size_t r0, size_t r1, int c, const void *x, int
 ** uint16_t, each value rounded as rn_bf16_from_f32 does). */
 enum { DX_ADD, DX_SET, DX_BF16 };
 
-/* bwd_apply_rows for one mask mode and output form `set` (DX_*) and x's
-** type (constants). */
-static RN_INLINE void bwd_apply_mode(const int mode, const int set, const int xb, size_t r0, size_t r1, int c,
-                                     const void *x, const bn_mask *mk, const float *mean, const float *coef,
-                                     const float *dy, void *dx) {
+/* bwd_apply_rows for one mask mode, output form `set` (DX_*), x's type and
+** dy's (constants). */
+static RN_INLINE void bwd_apply_mode(const int mode, const int set, const int xb, const int gb, size_t r0, size_t r1,
+                                     int c, const void *x, const bn_mask *mk, const float *mean, const float *coef,
+                                     const void *dy, void *dx) {
     const float *k = coef, *c1 = coef + c, *c2 = coef + 2 * c;
     for (size_t i = r0; i < r1; i++) {
-        const float *gr = dy + i * (size_t)c;
         float *dr = (float *)dx + i * (size_t)c;
         uint16_t *hr = (uint16_t *)dx + i * (size_t)c;
         for (int ch = 0; ch < c; ch++) {
             const float xv = xat(x, xb, i * (size_t)c + ch);
-            const float v = k[ch] * masked_grad(mode, mk, xv, gr, i, c, ch) - c1[ch] - c2[ch] * (xv - mean[ch]);
+            const float v = k[ch] * masked_grad(mode, gb, mk, xv, dy, i, c, ch) - c1[ch] - c2[ch] * (xv - mean[ch]);
             if (set == DX_BF16)
                 hr[ch] = rn_bf16_from_f32(v);
             else
@@ -256,40 +262,45 @@ static RN_INLINE void bwd_apply_mode(const int mode, const int set, const int xb
     }
 }
 
-/* bwd_apply_mode for mk's mask mode, `set` and xb constants. */
-static RN_INLINE void bwd_apply_masked(const int set, const int xb, size_t r0, size_t r1, int c, const void *x,
-                                       const bn_mask *mk, const float *mean, const float *coef, const float *dy,
-                                       void *dx) {
+/* bwd_apply_mode for mk's mask mode, `set`, xb and gb constants. */
+static RN_INLINE void bwd_apply_masked(const int set, const int xb, const int gb, size_t r0, size_t r1, int c,
+                                       const void *x, const bn_mask *mk, const float *mean, const float *coef,
+                                       const void *dy, void *dx) {
     if (mk->y)
-        bwd_apply_mode(1, set, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_mode(1, set, xb, gb, r0, r1, c, x, mk, mean, coef, dy, dx);
     else if (mk->shift)
-        bwd_apply_mode(2, set, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_mode(2, set, xb, gb, r0, r1, c, x, mk, mean, coef, dy, dx);
     else
-        bwd_apply_mode(0, set, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_mode(0, set, xb, gb, r0, r1, c, x, mk, mean, coef, dy, dx);
 }
 
-/* bwd_apply_masked for x's type (a constant). */
-static RN_INLINE void bwd_apply_as(const int xb, size_t r0, size_t r1, int c, const void *x, const bn_mask *mk,
-                                   const float *mean, const float *coef, const float *dy, int set, void *dx) {
+/* bwd_apply_masked for x's and dy's types (constants). */
+static RN_INLINE void bwd_apply_as(const int xb, const int gb, size_t r0, size_t r1, int c, const void *x,
+                                   const bn_mask *mk, const float *mean, const float *coef, const void *dy, int set,
+                                   void *dx) {
     if (set == DX_BF16)
-        bwd_apply_masked(DX_BF16, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_masked(DX_BF16, xb, gb, r0, r1, c, x, mk, mean, coef, dy, dx);
     else if (set == DX_SET)
-        bwd_apply_masked(DX_SET, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_masked(DX_SET, xb, gb, r0, r1, c, x, mk, mean, coef, dy, dx);
     else
-        bwd_apply_masked(DX_ADD, xb, r0, r1, c, x, mk, mean, coef, dy, dx);
+        bwd_apply_masked(DX_ADD, xb, gb, r0, r1, c, x, mk, mean, coef, dy, dx);
 }
 
 /* Backward apply of rows [r0, r1), g = dy masked by the fused ReLU (mk):
 ** dx (+)= k*g - c1 - c2*(x - mean), k = gamma*invstd, c1 = k*mean(g),
 ** c2 = k*invstd*mean(g*xhat), written as `set` (DX_*) says; x is bf16
-** when xb.
+** when xb, dy when gb.
 ** x, dy, dx: (M,C)  mean, coef (3C: k, c1, c2): (C) */
 static RN_CLONES void bwd_apply_rows(size_t r0, size_t r1, int c, const void *x, int xb, const bn_mask *mk,
-                                     const float *mean, const float *coef, const float *dy, int set, void *dx) {
-    if (xb)
-        bwd_apply_as(1, r0, r1, c, x, mk, mean, coef, dy, set, dx);
+                                     const float *mean, const float *coef, const void *dy, int gb, int set, void *dx) {
+    if (xb && gb)
+        bwd_apply_as(1, 1, r0, r1, c, x, mk, mean, coef, dy, set, dx);
+    else if (xb)
+        bwd_apply_as(1, 0, r0, r1, c, x, mk, mean, coef, dy, set, dx);
+    else if (gb)
+        bwd_apply_as(0, 1, r0, r1, c, x, mk, mean, coef, dy, set, dx);
     else
-        bwd_apply_as(0, r0, r1, c, x, mk, mean, coef, dy, set, dx);
+        bwd_apply_as(0, 0, r0, r1, c, x, mk, mean, coef, dy, set, dx);
 }
 
 /* Copies x's first row, widened from bf16 when xb, into first: the shift
@@ -426,17 +437,18 @@ void rn_bn_forward_eval(size_t m, int c, const float *x, const float *gamma, con
 **   dx (+)= gamma*invstd * (g - sum(g)/M - xhat * sum(g*xhat)/M),
 **   dgamma += sum(g*xhat), dbeta += sum(g).  dx may be NULL. With
 ** RN_BF16_GRAD dx is written (not added to) in bf16, as uint16_t.
+** With RN_BF16_DX dy holds bf16 values (uint16_t), widened as read.
 ** With sync, the sums in dx and M run over every rank's rows, while
 ** dgamma and dbeta take this rank's own (see rn_bn_sync).
 ** x, y, dy, dx: (M,C)  gamma, mean, invstd, dgamma, dbeta: (C) */
 void rn_bn_backward_sync(size_t m, int c, const void *x, const float *y, const float *gamma, const float *mean,
-                         const float *invstd, const float *dy, void *dx, float *dgamma, float *dbeta, int flags,
+                         const float *invstd, const void *dy, void *dx, float *dgamma, float *dbeta, int flags,
                          const rn_bn_sync *sync, const rn_bn_relu_mask *kept) {
     if ((m == 0 && !sync) || c <= 0) return;
     double tot[2 * (size_t)c + 1]; /* sum(g), then sum(g * (x - mean)), then rows (sync) */
     float coef[3 * (size_t)c];     /* k = gamma*invstd, k*sum(g)/M, k*invstd*sum(g*xhat)/M */
     float shift[c];                /* x's first row, the forward's shift */
-    const int xb = (flags & RN_BF16_ACT) != 0;
+    const int xb = (flags & RN_BF16_ACT) != 0, gb = (flags & RN_BF16_DX) != 0;
     bn_mask mk = {NULL, NULL, NULL, NULL, NULL}; /* the fused ReLU's mask: recomputed from x when kept, else y */
     if ((flags & RN_FUSE_RELU) && kept && m > 0)
         first_row(c, x, xb, shift), mk.shift = shift, mk.dmu = kept->dmu, mk.scale = kept->scale, mk.beta = kept->beta;
@@ -450,7 +462,7 @@ void rn_bn_backward_sync(size_t m, int c, const void *x, const float *y, const f
         const size_t r0 = share_begin(m, tid, nt), r1 = share_begin(m, tid + 1, nt);
         double part[2 * (size_t)c];
         for (int ch = 0; ch < 2 * c; ch++) part[ch] = 0.0;
-        bwd_moments_rows(r0, r1, c, x, xb, &mk, mean, dy, part, part + c);
+        bwd_moments_rows(r0, r1, c, x, xb, &mk, mean, dy, gb, part, part + c);
         ordered_add(2 * c, tot, part);
 #pragma omp master
         for (int ch = 0; ch < c; ch++) { /* this rank's own parameter gradients */
@@ -472,7 +484,7 @@ void rn_bn_backward_sync(size_t m, int c, const void *x, const float *y, const f
         }
         /* implicit barrier: coef is complete */
         const int set = (flags & RN_BF16_GRAD) ? DX_BF16 : (flags & RN_FUSE_SET) ? DX_SET : DX_ADD;
-        if (dx) bwd_apply_rows(r0, r1, c, x, xb, &mk, mean, coef, dy, set, dx);
+        if (dx) bwd_apply_rows(r0, r1, c, x, xb, &mk, mean, coef, dy, gb, set, dx);
     }
 }
 

@@ -186,10 +186,12 @@ static size_t bf_band_floats(const rn_conv_shape *s, size_t *rows_part) {
 }
 
 static size_t out_tile_floats(const rn_conv_shape *s);
+static size_t dx_tile_floats(const rn_conv_shape *s);
 
 /* Floats per thread of scratch: the patch buffer, the tail, and for bf16
 ** the packed weight-gradient tiles (gather mode) or band (row mode), or the
-** forward's fp32 output tile (RN_BF16_ACT) if that is more. */
+** forward's or backward-data's fp32 output tile (RN_BF16_ACT, RN_BF16_DX)
+** if that is more. */
 static size_t thread_floats(const rn_conv_shape *s) {
     size_t rows_part, bf = 0;
     if (s->bf16) {
@@ -200,6 +202,8 @@ static size_t thread_floats(const rn_conv_shape *s) {
     size_t f = ABUF + tail_floats(s) + bf;
     if (s->bf16 && ABUF + out_tile_floats(s) > f)
         f = ABUF + out_tile_floats(s);
+    if (s->bf16 && ABUF + dx_tile_floats(s) > f)
+        f = ABUF + dx_tile_floats(s);
     if (s->winograd) { /* room for either pass's Winograd buffers (reducing over Ci, or Co) */
         const size_t a = rn_wino_thread_floats(s->ci), b = rn_wino_thread_floats(s->co);
         f = a > f ? a : f;
@@ -801,6 +805,20 @@ static gjob phase_job(const rn_conv_shape *s, const float *dy, const uint16_t *d
     return g;
 }
 
+/* Floats of the fp32 tile a backward-data unit of s computes before
+** rounding it into a bf16 dx (RN_BF16_DX; stride 1: one phase, whose
+** destination is contiguous), else 0. */
+static size_t dx_tile_floats(const rn_conv_shape *s) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    if (s->stride != 1)
+        return 0;
+    gjob g = phase_job(s, NULL, NULL, NULL, NULL, NULL, 0, 0, 0);
+    if (bf_pass(s, d, s->co))
+        g.wmb = (const uint16_t *)&g; /* not read: the plan only asks whether the job is bf16 */
+    const gplan p = make_plan(&g, d, 1);
+    return pad16((size_t)(p.rowmode ? p.band * g.gw : p.mc) * s->ci);
+}
+
 /* Work of the weight gradient: the rows of dw in blocks of MQ, crossed
 ** with the co tiles; pair p is (row block p / ncot, co tile p % ncot). */
 typedef struct {
@@ -1135,6 +1153,12 @@ static int direct_bf16(const rn_conv_shape *s, int cs) {
 ** gradient, the passes that read dy, round it first (direct_bf16). */
 int rn_conv_takes_bf16_grad(const rn_conv_shape *s) { return direct_bf16(s, s->co); }
 
+/* Whether the backward of s may write dx in bf16 (RN_BF16_DX): its
+** backward-data is one bf16 pass (stride 1: one phase, writing every pixel
+** of a contiguous dx), direct or by Winograd, whose tiles are rounded as
+** they are stored. */
+int rn_conv_gives_bf16_dx(const rn_conv_shape *s) { return s->stride == 1 && bf_pass(s, rn_cpu_dispatch(), s->co); }
+
 /* Whether s may read x in bf16 (RN_BF16_X) with the same results as from
 ** its fp32 values: the forward and the weight gradient, the passes that
 ** read x, round it first (direct_bf16). */
@@ -1145,7 +1169,7 @@ int rn_conv_takes_bf16_x(const rn_conv_shape *s) { return direct_bf16(s, s->ci);
 ** fp32 first (the same values). Only a caller that breaks kernels.h's
 ** contract gets here; without memory for the copy it stops the program
 ** with a message rather than return wrong gradients. */
-static void backward_widened(const rn_conv_shape *s, const void *x, const float *w, const uint16_t *dyh, float *dx,
+static void backward_widened(const rn_conv_shape *s, const void *x, const float *w, const uint16_t *dyh, void *dx,
                              float *dw, float *db, float *ws, int flags) {
     const size_t n = (size_t)s->n * s->oh * s->ow * s->co;
     float *dy = malloc((n ? n : 1) * sizeof(float));
@@ -1159,22 +1183,51 @@ static void backward_widened(const rn_conv_shape *s, const void *x, const float 
     free(dy);
 }
 
+/* rn_conv_backward_ex asked for a bf16 dx (RN_BF16_DX) where it cannot
+** round its tiles as it stores them (an accumulating dx, or a shape
+** rn_conv_gives_bf16_dx refuses): dx computed in fp32 in a copy, then
+** rounded. Only a caller that breaks kernels.h's contract gets here;
+** without memory for the copy it stops the program with a message. */
+static void backward_rounded(const rn_conv_shape *s, const void *x, const float *w, const void *dy, uint16_t *dxh,
+                             float *dw, float *db, float *ws, int flags) {
+    const size_t n = (size_t)s->n * s->h * s->w * s->ci;
+    float *dx = malloc((n ? n : 1) * sizeof(float));
+    if (!dx) {
+        fprintf(stderr, "resnet: out of memory for a bf16 input gradient (%zu values)\n", n);
+        abort();
+    }
+    for (size_t i = 0; i < n; i++)
+        dx[i] = rn_bf16_to_f32(dxh[i]);
+    rn_conv_backward_ex(s, x, w, dy, dx, dw, db, ws, flags & ~RN_BF16_DX);
+    for (size_t i = 0; i < n; i++)
+        dxh[i] = rn_bf16_from_f32(dx[i]);
+    free(dx);
+}
+
 /* dx += conv_transpose(dy, w) (dx = with RN_FUSE_SET in flags: the first
 ** contribution to dx, which then needs no zeroing pass and is not read);
 ** dw += x (*) dy; db += sum dy; each may be NULL. dy is fp32, or bf16 with
 ** RN_BF16_GRAD (kernels.h), which halves the bytes the passes read; x is
-** fp32, or bf16 with RN_BF16_X (the weight gradient then runs direct).
-** ws holds rn_conv_workspace(s, T) floats, T >= the number of threads of the
+** fp32, or bf16 with RN_BF16_X (the weight gradient then runs direct); dx
+** is fp32, or bf16 with RN_BF16_DX (uint16_t, each value rounded from the
+** fp32 sum). ws holds rn_conv_workspace(s, T) floats, T >= the number of threads of the
 ** parallel region (omp_get_max_threads() of the caller).
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  dy: (N,OH,OW,Co)  dx: (N,H,W,Ci)  dw: (K,K,Ci,Co)  db: (Co) */
-void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, const void *dyv, float *dx, float *dw,
+void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, const void *dyv, void *dxv, float *dw,
                          float *db, float *ws, int flags) {
     const rn_dispatch *d = rn_cpu_dispatch();
     const dy_src dy = {(flags & RN_BF16_GRAD) ? NULL : dyv, (flags & RN_BF16_GRAD) ? dyv : NULL};
+    const int dxb = dxv && (flags & RN_BF16_DX);
     if (dy.h && !(s->bf16 && d->bf16)) {
-        backward_widened(s, x, w, dy.h, dx, dw, db, ws, flags);
+        backward_widened(s, x, w, dy.h, dxv, dw, db, ws, flags);
         return;
     }
+    if (dxb && ((flags & RN_FUSE_SET) == 0 || !rn_conv_gives_bf16_dx(s))) {
+        backward_rounded(s, x, w, dyv, dxv, dw, db, ws, flags);
+        return;
+    }
+    float *dx = dxb ? NULL : dxv;
+    uint16_t *dxh = dxb ? dxv : NULL;
     float *wp = ws, *tbase = ws + shared_floats(s);
     float *extra = ws + pad16(weight_count(s)); /* shared, after the weights: a Winograd dW's or weight_blocks' */
     const int xb = (flags & RN_BF16_X) != 0;
@@ -1202,17 +1255,18 @@ void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, 
             rn_wino_weight_grad(s, d, (const float *)x, dy.f, dw, extra, abuf);
         else if (dw)
             weight_grad(s, d, &fg, dy, dw, abuf, abuf + ABUF, tbase, (uint16_t *)extra);
-        if (dx && wino && rn_wino_applies(s, d)) {
+        if ((dx || dxh) && wino && rn_wino_applies(s, d)) {
             const rn_wino_job j = {dy.f, s->n, s->oh, s->ow, s->co, dx, s->h, s->w, s->ci, 2 - s->pad, (uint16_t *)wp,
-                                   NULL, acc, NULL};
+                                   NULL, acc, dxh};
             rn_wino_pack(w, s->ci, s->co, 1, (uint16_t *)wp); /* ends with a barrier */
             rn_wino_run(&j, d, abuf);
-        } else if (dx) {
+        } else if (dx || dxh) {
             uint16_t *wpb = bf_pass(s, d, s->co) ? (uint16_t *)wp : NULL;
             pack_weights_t(s, w, wp, wpb); /* ends with a barrier */
             for (int py = 0; py < s->stride; py++)
                 for (int px = 0; px < s->stride; px++) {
-                    const gjob g = phase_job(s, dy.f, dy.h, wp, wpb, dx, py, px, acc);
+                    gjob g = phase_job(s, dy.f, dy.h, wp, wpb, dx, py, px, acc);
+                    g.dstb = dxh;
                     if (g.nu * g.nv > 0)
                         run_job(&g, d, abuf, cbuf);
                 }

@@ -96,8 +96,9 @@ void rn_conv_backward(const rn_conv_shape *s, const float *x, const float *w, co
 ** the results equal those from the same values in fp32 (elsewhere
 ** Winograd gives way to the direct passes). */
 void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, const void *dy,
-                         float *dx, float *dw, float *db, float *ws, int flags);
+                         void *dx, float *dw, float *db, float *ws, int flags);
 int rn_conv_takes_bf16_grad(const rn_conv_shape *s);
+int rn_conv_gives_bf16_dx(const rn_conv_shape *s);
 int rn_conv_takes_bf16_x(const rn_conv_shape *s);
 /* bf16 inference with weights packed once: rn_conv_forward_packs says
 ** whether the forward of s runs as a direct bf16 GEMM (not by Winograd);
@@ -160,6 +161,14 @@ void rn_bn_backward(size_t m, int c, const float *x, const float *gamma, const f
 ** rn_conv_takes_bf16_x, that is the value the convolution would have
 ** rounded x to: only the bytes change. */
 #define RN_BF16_X 16
+/* RN_BF16_DX: the gradient between a BN (+ ReLU) and the one convolution
+** reading its output kept in bf16: the convolution's backward writes dx
+** rounded to bf16 (uint16_t, with RN_FUSE_SET; rn_conv_backward_ex, where
+** rn_conv_gives_bf16_dx), and the BN backward reads it as its dy
+** (rn_bn_backward_sync), widened exactly. Unlike the flags above this
+** rounds values kept in fp32 otherwise, as PyTorch's bf16 autocast does
+** with a convolution's input gradient. */
+#define RN_BF16_DX 32
 void rn_bn_forward_train_ex(size_t m, int c, const float *x, const float *gamma, const float *beta, float eps,
                             float momentum, float *running_mean, float *running_var, float *mean, float *invstd,
                             float *y, int flags);
@@ -198,7 +207,7 @@ void rn_bn_forward_train_sync(size_t m, int c, const void *x, const float *gamma
                               void *y, int flags, const rn_bn_sync *sync, const rn_bn_relu_mask *keep,
                               const float *add);
 void rn_bn_backward_sync(size_t m, int c, const void *x, const float *y, const float *gamma, const float *mean,
-                         const float *invstd, const float *dy, void *dx, float *dgamma, float *dbeta, int flags,
+                         const float *invstd, const void *dy, void *dx, float *dgamma, float *dbeta, int flags,
                          const rn_bn_sync *sync, const rn_bn_relu_mask *kept);
 /* Eval-mode BN folded into the convolution before it: wf = w * s and
 ** bf = (b - running_mean) * s + beta with s = gamma / sqrt(running_var + eps).

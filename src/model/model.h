@@ -48,6 +48,8 @@ typedef struct {
                            forward, read by the BN after it alone: RN_BF16_ACT) */
     int bf16_x;         /* BN (and the ReLU fused into it) in a bf16 training plan: its output is kept in
                            bf16, read only by convolutions that would round it anyway (RN_BF16_X) */
+    int bf16_dy;        /* BN (and the ReLU fused into it) in a bf16 training plan: its output's gradient
+                           is kept in bf16, written by the one convolution reading it (RN_BF16_DX) */
     int skip;           /* RN_SKIP_FWD: its forward is done by a neighbour; RN_SKIP_BWD: its backward too */
     int fold;           /* CONV in an eval plan: index of the BN folded into it, else -1 */
     unsigned char gmode[2]; /* backward: what it does to the gradient of src, src2 (RN_G_*) */

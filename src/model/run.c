@@ -21,7 +21,9 @@
 **     alone is stored in bf16 (RN_BF16_ACT); so are the gradient the BN's
 **     backward hands back to it (RN_BF16_GRAD) and a BN's (+ ReLU's) output
 **     read only by convolutions (RN_BF16_X), where the convolutions would
-**     round them to the same values anyway;
+**     round them to the same values anyway; and, rounded as PyTorch's
+**     autocast rounds it, the gradient a convolution hands back to the BN
+**     (+ ReLU) whose output it alone reads (RN_BF16_DX);
 **   - memory: every activation and gradient (or in-place chain of them) is
 **     a slot live from its first to its last touch on the step's timeline
 **     (forward i at time i, the loss at L, backward i at 2L - i); slots are
@@ -184,6 +186,7 @@ static void plan_fusion(planner *p) {
     for (int i = 0; i < p->L; i++) {
         rn_layer *l = &m->layers[i];
         l->fuse_relu = 0, l->skip = 0, l->fold = -1, l->fuse_add = -1, l->bf16_grad = 0, l->bf16_act = 0, l->bf16_x = 0;
+        l->bf16_dy = 0;
         l->gmode[0] = l->gmode[1] = RN_G_ACC;
     }
     for (int i = 0; i < p->L; i++) {
@@ -314,6 +317,22 @@ static int bf16_grad_ok(const planner *p, int s) {
     return rn_conv_takes_bf16_grad(&sh);
 }
 
+/* The BN whose output (through its fused ReLU) is activation s, when the
+** gradient of s may be kept in bf16, written by conv layer i alone
+** (RN_BF16_DX): a bf16 training plan, i the only reader of s, a BN that
+** sums no residual, and a convolution that rounds its dx tiles as it
+** stores them (rn_conv_gives_bf16_dx). Else -1. */
+static int bf16_dy_bn(const planner *p, const rn_layer *l, int s) {
+    const rn_model *m = p->m;
+    if (!p->train || m->prec == RN_PREC_FP32 || l->kind != RN_L_CONV || p->nread[s] != 1) return -1;
+    int b = s;
+    if (m->layers[s].kind == RN_L_RELU && (m->layers[s].skip & RN_SKIP_FWD)) b = m->layers[s].src; /* fused */
+    const rn_layer *bn = &m->layers[b];
+    if (bn->kind != RN_L_BN || bn->skip || bn->fuse_add >= 0 || (b != s && !bn->fuse_relu)) return -1;
+    const rn_conv_shape sh = window(m, l, p->n);
+    return rn_conv_gives_bf16_dx(&sh) ? b : -1;
+}
+
 /* Gives every gradient a slot, walking the layers in backward order, and
 ** records how each layer's backward treats its input's gradient. A layer
 ** that no gradient reaches skips its backward. */
@@ -343,6 +362,9 @@ static void plan_gradients(planner *p) {
         } else if (l->kind == RN_L_BN && bf16_grad_ok(p, s)) {
             p->gslot[s] = new_slot(p, (act_floats(p, s) + 1) / 2); /* bf16 values */
             m->layers[s].bf16_grad = 1, l->gmode[0] = RN_G_SET;
+        } else if (bf16_dy_bn(p, l, s) >= 0) {
+            p->gslot[s] = new_slot(p, (act_floats(p, s) + 1) / 2); /* bf16 values */
+            m->layers[s].bf16_dy = m->layers[bf16_dy_bn(p, l, s)].bf16_dy = 1, l->gmode[0] = RN_G_SET;
         } else {
             p->gslot[s] = new_slot(p, act_floats(p, s));
             /* BN, ReLU, convolutions and pools with picks can write their input gradient outright */
@@ -667,7 +689,8 @@ static int prepare_bf16(rn_model *m, int n) {
 static int in_flags(const rn_model *m, const rn_layer *l) {
     if (l->src < 0) return 0;
     const rn_layer *s = &m->layers[l->src];
-    return (s->bf16_act ? RN_BF16_ACT : 0) | (s->bf16_x ? RN_BF16_X : 0) | (s->bf16_grad ? RN_BF16_GRAD : 0);
+    return (s->bf16_act ? RN_BF16_ACT : 0) | (s->bf16_x ? RN_BF16_X : 0) | (s->bf16_grad ? RN_BF16_GRAD : 0) |
+           (s->bf16_dy ? RN_BF16_DX : 0);
 }
 
 /* The bf16 flags of layer l's own output: RN_BF16_ACT (a convolution's)
@@ -788,7 +811,8 @@ static void layer_backward(rn_model *m, const rn_layer *l, int i, int n) {
         const rn_bn_relu_mask kept = {m->bn_dmu + l->stat, m->bn_scale + l->stat, P + l->b};
         rn_bn_backward_sync(rows, l->c_out, x, m->act[i], P + l->w, m->bn_mean + l->stat, m->bn_invstd + l->stat,
                             dy, dx, G + l->w, G + l->b,
-                            (l->fuse_relu ? RN_FUSE_RELU : 0) | set | in_flags(m, l),
+                            (l->fuse_relu ? RN_FUSE_RELU : 0) | set | in_flags(m, l) |
+                                (l->bf16_dy ? RN_BF16_DX : 0),
                             bn_sync(m),
                             l->fuse_relu ? &kept : NULL);
         break;
