@@ -416,6 +416,30 @@ static void test_conv_bf16_act(tally *t, const rn_conv_shape *s, const float *x,
     free(y), free(ws), free(h);
 }
 
+/* Where the forward of bf16 shape s packs its weights (rn_conv_forward_packs),
+** rn_conv_pack_bf16 writes exactly rn_conv_packed_values(s) values (a
+** guard after them stays intact) and rn_conv_forward_packed from them
+** gives the per-call forward's bits: what bf16 inference relies on. */
+static void test_conv_packed(tally *t, const rn_conv_shape *s, const float *x, const float *wt, const float *b,
+                             const char *tag) {
+    if (!rn_conv_forward_packs(s)) return;
+    const size_t ny = (size_t)s->n * s->oh * s->ow * s->co, nv = rn_conv_packed_values(s);
+    float *y = falloc(ny), *yp = falloc(ny), *ws = falloc(rn_conv_workspace(s, 0));
+    uint16_t *wb = malloc((nv + 16) * sizeof(uint16_t));
+    int ok = wb != NULL;
+    if (ok) {
+        for (int k = 0; k < 16; k++) wb[nv + k] = 0x5555;
+        rn_conv_pack_bf16(s, wt, wb);
+        rn_conv_forward_ws(s, x, wt, b, y, ws);
+        rn_conv_forward_packed(s, x, wb, b, yp, ws);
+        ok = !memcmp(y, yp, ny * sizeof(float));
+        for (int k = 0; k < 16; k++) ok &= wb[nv + k] == 0x5555;
+    }
+    report_bool(t, ok, "conv bf16 forward from weights packed once equals it per call, packing within its size %s",
+                tag);
+    free(y), free(yp), free(ws), free(wb);
+}
+
 /* Shape s's backward writing dx in bf16 (RN_BF16_DX) equals its fp32
 ** backward's dx rounded value by value, bit for bit, with the same dw, at
 ** 1 and 2 threads, writing nothing past dx's end: written (RN_FUSE_SET)
@@ -571,7 +595,8 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
 
     /* The trusted sides: reference on rounded operands, and in fp32. */
     float *xb = bf16_round(x, nx), *wb = bf16_round(wt, nw), *dyb = bf16_round(dy, ny);
-    const int on = rn_cpu_has_bf16(), fwd_bf = on && ci % 2 == 0, dx_bf = on && co % 2 == 0;
+    const int on = rn_cpu_has_bf16(), dx_bf = on && co % 2 == 0;
+    const int fwd_bf = on && (ci % 2 == 0 || rn_conv_forward_packs(&sb)); /* odd Ci: bf16 in row mode */
     float *yr = falloc(ny), *yf = falloc(ny), *gr = fdup(g0, nx + nw + co), *gf = fdup(g0, nx + nw + co);
     rn_ref_conv_forward(&s, fwd_bf ? xb : x, fwd_bf ? wb : wt, b, yr);
     rn_ref_conv_backward(&s, x, dx_bf ? wb : wt, dx_bf ? dyb : dy, gr, NULL, NULL);
@@ -600,6 +625,7 @@ static void test_conv_bf16(tally *t, rng *r, int n, int h, int w, int ci, int co
     if (on) test_conv_bf16_grad(t, &sb, x, wt, dy, tag);
     test_conv_bf16_act(t, &sb, x, wt, b, tag);
     if (on) test_conv_bf16_dx(t, &sb, x, wt, dy, g0, tag);
+    test_conv_packed(t, &sb, x, wt, b, tag);
     test_conv_bf16_x(t, &sb, x, wt, b, dy, tag);
     free(x), free(wt), free(b), free(dy), free(g0), free(out[0]), free(out[1]), free(xb), free(wb), free(dyb);
     free(yr), free(yf), free(gr), free(gf);

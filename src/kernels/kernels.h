@@ -102,9 +102,11 @@ int rn_conv_gives_bf16_dx(const rn_conv_shape *s);
 int rn_conv_takes_bf16_x(const rn_conv_shape *s);
 /* bf16 inference with weights packed once: rn_conv_forward_packs says
 ** whether the forward of s runs as a direct bf16 GEMM (not by Winograd);
-** rn_conv_pack_bf16 packs w (K*K*Ci*Co bf16 values) for
-** rn_conv_forward_packed, which then never reads w. */
+** rn_conv_pack_bf16 packs w (rn_conv_packed_values(s) bf16 values: more
+** than K*K*Ci*Co when Ci is odd) for rn_conv_forward_packed, which then
+** never reads w. */
 int rn_conv_forward_packs(const rn_conv_shape *s);
+size_t rn_conv_packed_values(const rn_conv_shape *s);
 void rn_conv_pack_bf16(const rn_conv_shape *s, const float *w, uint16_t *wb);
 void rn_conv_forward_packed(const rn_conv_shape *s, const float *x, const uint16_t *wb, const float *b, float *y,
                             float *ws);

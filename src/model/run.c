@@ -628,9 +628,10 @@ static void conv_weights(rn_model *m, const rn_layer *l, const float **wt, const
 
 /* Floats of one conv's prepared bias and bf16 weights (as pairs of bf16),
 ** or of the head's packed bf16 weights (rn_fc_pack_bf16). */
-static size_t prep_floats(const rn_layer *l) {
+static size_t prep_floats(const rn_model *m, const rn_layer *l) {
     if (l->kind == RN_L_FC) return line((size_t)(l->c_in + 1) / 2 * l->c_out);
-    return line((size_t)l->c_out) + line((size_t)l->k * l->k * l->c_in * l->c_out / 2 + 1);
+    const rn_conv_shape s = window(m, l, 1);
+    return line((size_t)l->c_out) + line(rn_conv_packed_values(&s) / 2 + 1);
 }
 
 /* Conv layer i's prepared bias (c_out floats), followed by its packed
@@ -657,7 +658,7 @@ static int prepare_bf16(rn_model *m, int n) {
         for (int i = 0; m->prep_off && i < m->nlayers; i++) {
             const rn_layer *l = &m->layers[i];
             m->prep_off[i] = total;
-            if (l->kind == RN_L_CONV || l->kind == RN_L_FC) total += prep_floats(l);
+            if (l->kind == RN_L_CONV || l->kind == RN_L_FC) total += prep_floats(m, l);
         }
         m->prep = m->prep_off ? malloc((total ? total : 1) * sizeof(float)) : NULL;
         if (!m->prep) {
