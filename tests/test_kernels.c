@@ -1278,9 +1278,10 @@ static void test_fc_bf16(tally *t, rng *r, int n, int in, int out) {
                 d[ny + nx + nw + j] += dy[(size_t)i * out + j];
             }
     }
-    report(t, rel_err_d(o[0], ref, ny) + rel_err_d(o[0] + ny, ref + ny, nx) +
-                  rel_err_d(o[0] + ny + nx, ref + ny + nx, nw) + rel_err_d(o[0] + ny + nx + nw, ref + ny + nx + nw, out),
-           TOL_FAST, "fc bf16 fwd+bwd vs reference on bf16-rounded operands %s", tag);
+    const double er = rel_err_d(o[0], ref, ny) + rel_err_d(o[0] + ny, ref + ny, nx) +
+                      rel_err_d(o[0] + ny + nx, ref + ny + nx, nw) +
+                      rel_err_d(o[0] + ny + nx + nw, ref + ny + nx + nw, out);
+    report(t, er, TOL_FAST, "fc bf16 fwd+bwd vs reference on bf16-rounded operands %s", tag);
     const double ey = rel_err_d(o[0], f32, ny), edx = rel_err_d(o[0] + ny, f32 + ny, nx);
     const double edw = rel_err_d(o[0] + ny + nx, f32 + ny + nx, nw);
     report(t, fmax(fmax(ey, edx), edw), 2e-2, "fc bf16 fwd+bwd within bf16 precision of fp32 %s", tag);

@@ -63,7 +63,12 @@
 ** convolutions read): the gathers then copy it, a 1x1 stride-1 forward
 ** multiplies its rows where they lie (no copy at all), the weight
 ** gradient pairs its pixels without rounding, and a Winograd pass gives
-** way to the direct one (its transforms read fp32).
+** way to the direct one (its transforms read fp32). Backward-data may
+** write dx in bf16 (RN_BF16_DX: the gradient of a BN's output that this
+** convolution alone reads), rounding its tiles as it stores them, as the
+** forward does with RN_BF16_ACT. A forward over an odd Ci multiplies in
+** bf16 in row mode, each tap row's segment completed by a zero weight row
+** (odd_rows_bf16).
 **
 ** Winograd (rn_conv_shape.winograd, with bf16): 3x3 stride-1 shapes large
 ** enough are handed to winograd.c for the forward, backward-data and
@@ -433,8 +438,8 @@ static inline void nn_call(const gjob *g, const rn_dispatch *d, int nv, int rows
                            const float *bias, int acc) {
     const ptrdiff_t cd = g->cd;
     if (g->wmb)
-        d->nnb[nv][rows](nseg, soff, (kd + 1) / 2, (const uint16_t *)a + aoff, lda, g->wmb + k0 * cd + 2 * c, 2 * cd, cp, cd,
-                         nlast, bias, acc);
+        d->nnb[nv][rows](nseg, soff, (kd + 1) / 2, (const uint16_t *)a + aoff, lda, g->wmb + k0 * cd + 2 * c, 2 * cd,
+                         cp, cd, nlast, bias, acc);
     else
         d->nn[nv][rows](nseg, soff, kd, (const float *)a + aoff, lda, g->wm + k0 * cd + c, cd, cp, cd, nlast, bias,
                         acc);
@@ -1259,8 +1264,8 @@ static void backward_rounded(const rn_conv_shape *s, const void *x, const float 
 ** RN_BF16_GRAD (kernels.h), which halves the bytes the passes read; x is
 ** fp32, or bf16 with RN_BF16_X (the weight gradient then runs direct); dx
 ** is fp32, or bf16 with RN_BF16_DX (uint16_t, each value rounded from the
-** fp32 sum). ws holds rn_conv_workspace(s, T) floats, T >= the number of threads of the
-** parallel region (omp_get_max_threads() of the caller).
+** fp32 sum). ws holds rn_conv_workspace(s, T) floats, T >= the number of
+** threads of the parallel region (omp_get_max_threads() of the caller).
 ** x: (N,H,W,Ci)  w: (K,K,Ci,Co)  dy: (N,OH,OW,Co)  dx: (N,H,W,Ci)  dw: (K,K,Ci,Co)  db: (Co) */
 void rn_conv_backward_ex(const rn_conv_shape *s, const void *x, const float *w, const void *dyv, void *dxv, float *dw,
                          float *db, float *ws, int flags) {

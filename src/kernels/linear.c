@@ -17,7 +17,6 @@
 #include "kernels.h"
 
 #include <math.h>
-#include <string.h>
 
 /* Dot product of a and b (n floats), summed in vector lanes: the lanes'
 ** partial sums are added at the end, an order fixed for a given CPU (the
@@ -143,8 +142,8 @@ static void pairs_bf16(int n, int len, const float *x, uint16_t *xi) {
 static void nn_bf16(int rows, int cols, int kp, const uint16_t *a, size_t lda, const uint16_t *b, size_t ldb,
                     float *c, size_t ldc, const float *bias, int acc) {
     const rn_dispatch *d = rn_cpu_dispatch();
-    const int cw = 16 * d->nvmax, nb = (cols + cw - 1) / cw, tiles = (rows + d->nn_rows[d->nvmax] - 1) /
-                                                                    d->nn_rows[d->nvmax];
+    const int cw = 16 * d->nvmax, nb = (cols + cw - 1) / cw, maxr = d->nn_rows[d->nvmax];
+    const int tiles = (rows + maxr - 1) / maxr;
     const ptrdiff_t zero = 0;
 #pragma omp parallel for schedule(static)
     for (int j = 0; j < nb * tiles; j++) {
@@ -152,6 +151,28 @@ static void nn_bf16(int rows, int cols, int kp, const uint16_t *a, size_t lda, c
         const int w = cols - c0 < cw ? cols - c0 : cw, nv = (w + 15) / 16;
         d->nnb[nv][r1 - r0](1, &zero, kp, a + r0 * lda, (ptrdiff_t)lda, b + 2 * (size_t)c0, (ptrdiff_t)ldb,
                             c + r0 * ldc + c0, (ptrdiff_t)ldc, w - 16 * (nv - 1), bias ? bias + c0 : NULL, acc);
+    }
+}
+
+/* C (rows, cols) += A^T B over mp pairs of reduction rows with the tn
+** tiles: pair i of column r of A at a + i*lda + 2r, B's pair-row i at
+** b + i*ldb; C row stride ldc. Jobs are 64-column blocks times chunks of
+** 16 tiles' rows.  a: (mp, 2rows)  b: (mp, 2cols)  c: (rows, cols) */
+static void tn_bf16(int rows, int cols, int mp, const uint16_t *a, size_t lda, const uint16_t *b, size_t ldb,
+                    float *c, size_t ldc) {
+    const rn_dispatch *d = rn_cpu_dispatch();
+    const int cw = 16 * d->nvmax, nb = (cols + cw - 1) / cw, rt = d->tn_rows[d->nvmax];
+    const int chunk = 16 * rt, nc = (rows + chunk - 1) / chunk;
+    const ptrdiff_t zero = 0;
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < nb * nc; j++) {
+        const int c0 = j / nc * cw, w = cw < cols - c0 ? cw : cols - c0, nv = (w + 15) / 16;
+        const int re = (j % nc + 1) * chunk < rows ? (j % nc + 1) * chunk : rows;
+        for (int r0 = j % nc * chunk, t; r0 < re; r0 += t) {
+            t = rn_tile_rows(re - r0, rt);
+            d->tnb[nv][t](1, &zero, mp, a + 2 * (size_t)r0, (ptrdiff_t)lda, b + 2 * (size_t)c0, (ptrdiff_t)ldb,
+                          c + r0 * ldc + c0, (ptrdiff_t)ldc, w - 16 * (nv - 1));
+        }
     }
 }
 
@@ -184,20 +205,7 @@ void rn_fc_backward_bf16(int n, int in, int out, const float *x, const float *w,
     }
     pairs_bf16(n, out, dy, dyi);
     pairs_bf16(n, in, x, xi);
-    const rn_dispatch *d = rn_cpu_dispatch();
-    const int cw = 16 * d->nvmax, nb = (in + cw - 1) / cw, rt = d->tn_rows[d->nvmax];
-    const int chunk = 16 * rt, nc = (out + chunk - 1) / chunk, kp = (n + 1) / 2;
-    const ptrdiff_t zero = 0;
-#pragma omp parallel for schedule(static)
-    for (int j = 0; j < nb * nc; j++) { /* a 64-column block of dW by `chunk` of its rows */
-        const int c0 = j / nc * cw, w0 = cw < in - c0 ? cw : in - c0, nv = (w0 + 15) / 16;
-        const int oe = (j % nc + 1) * chunk < out ? (j % nc + 1) * chunk : out;
-        for (int o0 = j % nc * chunk, t; o0 < oe; o0 += t) {
-            t = rn_tile_rows(oe - o0, rt);
-            d->tnb[nv][t](1, &zero, kp, dyi + 2 * (size_t)o0, 2 * (ptrdiff_t)out, xi + 2 * (size_t)c0,
-                          2 * (ptrdiff_t)in, dw + (size_t)o0 * in + c0, in, w0 - 16 * (nv - 1));
-        }
-    }
+    tn_bf16(out, in, (n + 1) / 2, dyi, 2 * (size_t)out, xi, 2 * (size_t)in, dw, (size_t)in);
     if (db)
         for (int i = 0; i < n; i++)
             for (int o = 0; o < out; o++) db[o] += dy[(size_t)i * out + o];

@@ -683,10 +683,11 @@ static int prepare_bf16(rn_model *m, int n) {
 
 /* The bf16 flags (kernels.h) of the tensors between layer l and its input
 ** layer: that layer's output (RN_BF16_ACT from a convolution, RN_BF16_X
-** from a BN or its fused ReLU) and the gradient l hands back to a
-** convolution (RN_BF16_GRAD). The planner sets each only on the pairs that
-** use it (a convolution and the BN reading it alone; a BN and the
-** convolutions reading it), so both sides pass the same flags. */
+** from a BN or its fused ReLU) and the gradient l hands back to it
+** (RN_BF16_GRAD to a convolution, RN_BF16_DX from a convolution to a BN).
+** The planner sets each only on the pairs that use it (a convolution and
+** the BN reading it alone; a BN and the convolutions reading it), so both
+** sides pass the same flags. */
 static int in_flags(const rn_model *m, const rn_layer *l) {
     if (l->src < 0) return 0;
     const rn_layer *s = &m->layers[l->src];
