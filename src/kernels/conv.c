@@ -587,6 +587,22 @@ static gjob forward_job(const rn_conv_shape *s, const void *x, int xb, const flo
 ** multiplies in bf16: asked for, supported, and whole channel pairs. */
 static int bf_pass(const rn_conv_shape *s, const rn_dispatch *d, int cs) { return s->bf16 && d->bf16 && cs % 2 == 0; }
 
+/* The plan of job g for one thread, as a bf16 job when bf (only whether
+** it is one matters to the plan: wmb is set but not read). */
+static gplan query_plan(gjob g, const rn_dispatch *d, int bf) {
+    if (bf)
+        g.wmb = (const uint16_t *)&g;
+    return make_plan(&g, d, 1);
+}
+
+/* Floats of the fp32 tile a unit of job g (as planned by query_plan)
+** computes before rounding it into a bf16 destination: a pixel tile's or a
+** row band's rows, all destination channels. */
+static size_t round_tile_floats(const gjob *g, const rn_dispatch *d, int bf) {
+    const gplan p = query_plan(*g, d, bf);
+    return pad16((size_t)(p.rowmode ? p.band * g->gw : p.mc) * g->cd);
+}
+
 /* Whether the forward of s, Ci odd, multiplies in bf16 all the same: in
 ** row mode, where each tap row's window of Ci*K values is a segment whose
 ** weights are packed with a zero row after it (pack_weights_segs), so the
@@ -597,9 +613,7 @@ static int bf_pass(const rn_conv_shape *s, const rn_dispatch *d, int cs) { retur
 static int odd_rows_bf16(const rn_conv_shape *s, const rn_dispatch *d) {
     if (!s->bf16 || !d->bf16 || s->ci % 2 == 0)
         return 0;
-    gjob g = forward_job(s, NULL, 0, NULL, NULL, NULL);
-    g.wmb = (const uint16_t *)&g; /* not read: the plan only asks whether the job is bf16 */
-    return make_plan(&g, d, 1).rowmode;
+    return query_plan(forward_job(s, NULL, 0, NULL, NULL, NULL), d, 1).rowmode;
 }
 
 /* Whether the forward of s multiplies in bf16 (direct or by Winograd). */
@@ -612,11 +626,8 @@ static int fwd_bf16(const rn_conv_shape *s, const rn_dispatch *d) {
 ** rows, all output channels. */
 static size_t out_tile_floats(const rn_conv_shape *s) {
     const rn_dispatch *d = rn_cpu_dispatch();
-    gjob g = forward_job(s, NULL, 0, NULL, NULL, NULL);
-    if (fwd_bf16(s, d))
-        g.wmb = (const uint16_t *)&g; /* not read: the plan only asks whether the job is bf16 */
-    const gplan p = make_plan(&g, d, 1);
-    return pad16((size_t)(p.rowmode ? p.band * g.gw : p.mc) * s->co);
+    const gjob g = forward_job(s, NULL, 0, NULL, NULL, NULL);
+    return round_tile_floats(&g, d, fwd_bf16(s, d));
 }
 
 /* Writes the (rows, cols) fp32 matrix a (row stride lda) pair-interleaved
@@ -866,11 +877,8 @@ static size_t dx_tile_floats(const rn_conv_shape *s) {
     const rn_dispatch *d = rn_cpu_dispatch();
     if (s->stride != 1)
         return 0;
-    gjob g = phase_job(s, NULL, NULL, NULL, NULL, NULL, 0, 0, 0);
-    if (bf_pass(s, d, s->co))
-        g.wmb = (const uint16_t *)&g; /* not read: the plan only asks whether the job is bf16 */
-    const gplan p = make_plan(&g, d, 1);
-    return pad16((size_t)(p.rowmode ? p.band * g.gw : p.mc) * s->ci);
+    const gjob g = phase_job(s, NULL, NULL, NULL, NULL, NULL, 0, 0, 0);
+    return round_tile_floats(&g, d, bf_pass(s, d, s->co));
 }
 
 /* Work of the weight gradient: the rows of dw in blocks of MQ, crossed
@@ -1218,6 +1226,21 @@ int rn_conv_gives_bf16_dx(const rn_conv_shape *s) { return s->stride == 1 && bf_
 ** read x, round it first (direct_bf16). */
 int rn_conv_takes_bf16_x(const rn_conv_shape *s) { return direct_bf16(s, s->ci); }
 
+/* A new fp32 copy of the n bf16 values h, widened exactly; without memory
+** for it the program stops with a message naming what (the fallbacks below
+** exist only for callers breaking kernels.h's contract, and must not
+** return wrong gradients). */
+static float *widened_copy(const uint16_t *h, size_t n, const char *what) {
+    float *f = malloc((n ? n : 1) * sizeof(float));
+    if (!f) {
+        fprintf(stderr, "resnet: out of memory %s (%zu values)\n", what, n);
+        abort();
+    }
+    for (size_t i = 0; i < n; i++)
+        f[i] = rn_bf16_to_f32(h[i]);
+    return f;
+}
+
 /* rn_conv_backward_ex for a bf16 dy where the weight gradient does not
 ** run in bf16 (its fp32 kernels read dy in place): with dy widened to
 ** fp32 first (the same values). Only a caller that breaks kernels.h's
@@ -1225,14 +1248,7 @@ int rn_conv_takes_bf16_x(const rn_conv_shape *s) { return direct_bf16(s, s->ci);
 ** with a message rather than return wrong gradients. */
 static void backward_widened(const rn_conv_shape *s, const void *x, const float *w, const uint16_t *dyh, void *dx,
                              float *dw, float *db, float *ws, int flags) {
-    const size_t n = (size_t)s->n * s->oh * s->ow * s->co;
-    float *dy = malloc((n ? n : 1) * sizeof(float));
-    if (!dy) {
-        fprintf(stderr, "resnet: out of memory widening a bf16 gradient (%zu values)\n", n);
-        abort();
-    }
-    for (size_t i = 0; i < n; i++)
-        dy[i] = rn_bf16_to_f32(dyh[i]);
+    float *dy = widened_copy(dyh, (size_t)s->n * s->oh * s->ow * s->co, "widening a bf16 gradient");
     rn_conv_backward_ex(s, x, w, dy, dx, dw, db, ws, flags & ~RN_BF16_GRAD);
     free(dy);
 }
@@ -1245,13 +1261,7 @@ static void backward_widened(const rn_conv_shape *s, const void *x, const float 
 static void backward_rounded(const rn_conv_shape *s, const void *x, const float *w, const void *dy, uint16_t *dxh,
                              float *dw, float *db, float *ws, int flags) {
     const size_t n = (size_t)s->n * s->h * s->w * s->ci;
-    float *dx = malloc((n ? n : 1) * sizeof(float));
-    if (!dx) {
-        fprintf(stderr, "resnet: out of memory for a bf16 input gradient (%zu values)\n", n);
-        abort();
-    }
-    for (size_t i = 0; i < n; i++)
-        dx[i] = rn_bf16_to_f32(dxh[i]);
+    float *dx = widened_copy(dxh, n, "for a bf16 input gradient");
     rn_conv_backward_ex(s, x, w, dy, dx, dw, db, ws, flags & ~RN_BF16_DX);
     for (size_t i = 0; i < n; i++)
         dxh[i] = rn_bf16_from_f32(dx[i]);

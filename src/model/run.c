@@ -341,7 +341,7 @@ static void plan_gradients(planner *p) {
     p->gslot[p->L - 1] = new_slot(p, act_floats(p, p->L - 1));
     for (int i = p->L - 1; i >= 0; i--) {
         rn_layer *l = &m->layers[i];
-        int s = l->src;
+        int s = l->src, bn;
         if (p->gslot[i] < 0) {
             l->skip |= RN_SKIP_BWD;
             continue;
@@ -362,9 +362,9 @@ static void plan_gradients(planner *p) {
         } else if (l->kind == RN_L_BN && bf16_grad_ok(p, s)) {
             p->gslot[s] = new_slot(p, (act_floats(p, s) + 1) / 2); /* bf16 values */
             m->layers[s].bf16_grad = 1, l->gmode[0] = RN_G_SET;
-        } else if (bf16_dy_bn(p, l, s) >= 0) {
+        } else if ((bn = bf16_dy_bn(p, l, s)) >= 0) {
             p->gslot[s] = new_slot(p, (act_floats(p, s) + 1) / 2); /* bf16 values */
-            m->layers[s].bf16_dy = m->layers[bf16_dy_bn(p, l, s)].bf16_dy = 1, l->gmode[0] = RN_G_SET;
+            m->layers[s].bf16_dy = m->layers[bn].bf16_dy = 1, l->gmode[0] = RN_G_SET;
         } else {
             p->gslot[s] = new_slot(p, act_floats(p, s));
             /* BN, ReLU, convolutions and pools with picks can write their input gradient outright */
@@ -699,6 +699,10 @@ static int in_flags(const rn_model *m, const rn_layer *l) {
 ** or RN_BF16_X (a BN's). */
 static int out_flags(const rn_layer *l) { return (l->bf16_act ? RN_BF16_ACT : 0) | (l->bf16_x ? RN_BF16_X : 0); }
 
+/* Whether an eval plan's bf16 weights are packed (packing them now if
+** not): on a training plan, or when memory is short, layers pack per call. */
+static int prepared(rn_model *m, int n) { return !m->plan_train && (m->prep_ok || prepare_bf16(m, n)); }
+
 /* Runs convolution layer i forward, with the BN reading it folded into its
 ** weights and bias when the plan says so (eval plans); bf16 inference on
 ** an eval plan uses the weights prepare_bf16 packed, except by Winograd
@@ -706,7 +710,7 @@ static int out_flags(const rn_layer *l) { return (l->bf16_act ? RN_BF16_ACT : 0)
 ** so). */
 static void conv_forward(rn_model *m, const rn_layer *l, int i, int n, const float *x, float *y) {
     rn_conv_shape s = window(m, l, n);
-    if (s.bf16 && !m->plan_train && rn_conv_forward_packs(&s) && (m->prep_ok || prepare_bf16(m, n))) {
+    if (s.bf16 && rn_conv_forward_packs(&s) && prepared(m, n)) {
         rn_conv_forward_packed(&s, x, prep_weights(m, l, i), prep_bias(m, i), y, m->ws);
         return;
     }
@@ -723,9 +727,8 @@ static void fc_forward(rn_model *m, const rn_layer *l, int i, int n, const float
         rn_fc_forward(n, l->c_in, l->c_out, x, P + l->w, P + l->b, y);
         return;
     }
-    const int packed = !m->plan_train && (m->prep_ok || prepare_bf16(m, n));
-    rn_fc_forward_bf16(n, l->c_in, l->c_out, x, P + l->w, packed ? prep_head(m, i) : NULL,
-                       P + l->b, y, m->ws);
+    rn_fc_forward_bf16(n, l->c_in, l->c_out, x, P + l->w, prepared(m, n) ? prep_head(m, i) : NULL, P + l->b, y,
+                       m->ws);
 }
 
 /* The batchnorm synchronization of data-parallel training, or NULL. */
